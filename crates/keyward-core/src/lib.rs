@@ -1,0 +1,17 @@
+//! Keyward's domain: identifiers, secrets, keys and their rules, permissions,
+//! the authorization policy and the storage interface. No I/O happens here;
+//! time is always passed in.
+
+pub mod audit;
+pub mod clock;
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod key;
+pub mod model;
+pub mod permission;
+pub mod policy;
+pub mod secret;
+pub mod store;
+
+pub use error::{CoreError, FieldError};

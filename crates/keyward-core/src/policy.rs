@@ -1,0 +1,299 @@
+//! Who may do what: the directory of orgs, users and roles that permissions
+//! are computed from, the calling principal, and the decisions over targets.
+
+use crate::error::CoreError;
+use crate::ids::{KeyId, OrgId, RoleId, UserId};
+use crate::model::{ACCOUNT_ADMIN, KeyRecord, Org, Role, ScopeDef, SERVICE_REQUESTOR, User, UserStatus};
+use crate::permission::{Access, Catalog, KEYWARD_SCOPE, Permission, PermissionSet};
+use std::collections::HashMap;
+
+/// Everything permissions are computed from, held in memory.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub orgs: HashMap<OrgId, Org>,
+    pub users: HashMap<UserId, User>,
+    pub roles: HashMap<RoleId, Role>,
+    pub catalogs: HashMap<OrgId, Catalog>,
+}
+
+impl Directory {
+    #[must_use]
+    pub fn new(orgs: Vec<Org>, users: Vec<User>, roles: Vec<Role>, scopes: Vec<ScopeDef>) -> Self {
+        let catalogs = orgs
+            .iter()
+            .map(|o| {
+                let declared = scopes.iter().filter(|s| s.org_id == o.id).map(|s| (s.name.as_str(), s.resources.as_slice()));
+                (o.id.clone(), Catalog::new(declared))
+            })
+            .collect();
+        Self {
+            orgs: orgs.into_iter().map(|o| (o.id.clone(), o)).collect(),
+            users: users.into_iter().map(|u| (u.id.clone(), u)).collect(),
+            roles: roles.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            catalogs,
+        }
+    }
+
+    /// The org's catalog (its scopes plus the service's own).
+    #[must_use]
+    pub fn catalog(&self, org: &OrgId) -> Catalog {
+        self.catalogs.get(org).cloned().unwrap_or_else(|| Catalog::new([]))
+    }
+
+    /// A role usable in `org`: a built-in one or one of the org's own.
+    #[must_use]
+    pub fn role_in(&self, org: &OrgId, id: &RoleId) -> Option<&Role> {
+        self.roles.get(id).filter(|r| r.org_id.as_ref().is_none_or(|o| o == org))
+    }
+
+    fn roles_permissions(&self, org: &OrgId, roles: &[RoleId]) -> PermissionSet {
+        let patterns: Vec<&Permission> =
+            roles.iter().filter_map(|r| self.role_in(org, r)).flat_map(|r| r.permissions.iter()).collect();
+        PermissionSet::from_patterns(patterns, &self.catalog(org))
+    }
+
+    /// What a user holds through their roles; nothing once disabled.
+    #[must_use]
+    pub fn user_permissions(&self, user: &User) -> PermissionSet {
+        if user.status != UserStatus::Active {
+            return PermissionSet::default();
+        }
+        self.roles_permissions(&user.org_id, &user.roles)
+    }
+
+    /// What a key's roles and scopes grant, before the owner's cap.
+    #[must_use]
+    pub fn grants(&self, org: &OrgId, roles: &[RoleId], scopes: &[crate::model::ScopeGrant]) -> PermissionSet {
+        let catalog = self.catalog(org);
+        let from_scopes = PermissionSet::from_patterns(&scopes.iter().map(|s| s.permission()).collect::<Vec<_>>(), &catalog);
+        self.roles_permissions(org, roles).union(&from_scopes)
+    }
+
+    /// A key's effective permissions: (roles ∪ scopes) ∩ owner's.
+    #[must_use]
+    pub fn key_permissions(&self, key: &KeyRecord) -> PermissionSet {
+        let Some(owner) = self.users.get(&key.owner_id) else { return PermissionSet::default() };
+        self.grants(&key.org_id, &key.roles, &key.scopes).intersect(&self.user_permissions(owner))
+    }
+
+    /// Whether the key acts across orgs: it carries `account_admin` and its owner holds it.
+    #[must_use]
+    pub fn key_is_cross_org(&self, key: &KeyRecord) -> bool {
+        let admin = RoleId::from_trusted(ACCOUNT_ADMIN);
+        key.roles.contains(&admin) && self.users.get(&key.owner_id).is_some_and(|u| user_is_cross_org(u, &admin))
+    }
+
+    /// Whether the owner may use the web UI (service requestors never do).
+    #[must_use]
+    pub fn is_service_requestor(&self, user: &User) -> bool {
+        user.kind == crate::model::UserKind::Service || user.roles.iter().any(|r| r.as_str() == SERVICE_REQUESTOR)
+    }
+}
+
+fn user_is_cross_org(user: &User, admin: &RoleId) -> bool {
+    user.status == UserStatus::Active && user.roles.contains(admin)
+}
+
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    Hawk,
+    Token,
+    Secret,
+    Session,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub key_id: Option<KeyId>,
+    pub permissions: PermissionSet,
+    /// `account_admin`: sees and manages every org.
+    pub cross_org: bool,
+    pub auth_method: AuthMethod,
+}
+
+/// What an endpoint requires before its handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Any authenticated caller.
+    Authenticated,
+    /// A permission on one of the service's own resources.
+    Keyward(&'static str, Access),
+}
+
+impl Principal {
+    /// Whether the caller holds `keyward:<resource>:<access>`.
+    #[must_use]
+    pub fn can(&self, resource: &str, access: Access) -> bool {
+        self.permissions.allows(KEYWARD_SCOPE, resource, access)
+    }
+
+    /// Checks an endpoint's requirement.
+    pub fn require(&self, need: Need) -> Result<(), CoreError> {
+        match need {
+            Need::Authenticated => Ok(()),
+            Need::Keyward(resource, access) if self.can(resource, access) => Ok(()),
+            Need::Keyward(resource, access) => Err(CoreError::forbidden(format!(
+                "this call requires the permission keyward:{resource}:{}",
+                access.as_str()
+            ))),
+        }
+    }
+
+    /// Whether anything of `org` is visible to the caller.
+    #[must_use]
+    pub fn sees_org(&self, org: &OrgId) -> bool {
+        self.cross_org || &self.org_id == org
+    }
+
+    /// Decides access to a key owned by `owner` in `org`.
+    ///
+    /// Keys of another org, or of another user without the right to manage
+    /// users, are reported as missing, so their existence does not leak.
+    pub fn check_key_access(&self, owner: &UserId, org: &OrgId, access: Access) -> Result<(), CoreError> {
+        let not_found = || CoreError::NotFound { what: "key" };
+        if !self.sees_org(org) || !self.can("keys", Access::Read) {
+            return Err(not_found());
+        }
+        let own = owner == &self.user_id;
+        if !own && !self.can("users", Access::Read) {
+            return Err(not_found());
+        }
+        if access == Access::Write && !(self.can("keys", Access::Write) && (own || self.can("users", Access::Write))) {
+            return Err(CoreError::forbidden("you may not change this key"));
+        }
+        Ok(())
+    }
+
+    /// Decides whether the caller may create keys for `owner` in `org`.
+    pub fn check_create_key_for(&self, owner: &UserId, org: &OrgId) -> Result<(), CoreError> {
+        if owner != &self.user_id && !self.sees_org(org) {
+            return Err(CoreError::NotFound { what: "user" });
+        }
+        self.check_key_access(owner, org, Access::Write).map_err(|e| match e {
+            CoreError::NotFound { .. } => CoreError::NotFound { what: "user" },
+            other => other,
+        })
+    }
+
+    /// A key the caller creates or changes may not do more than the caller may.
+    pub fn check_within_own(&self, granted: &PermissionSet) -> Result<(), CoreError> {
+        if self.cross_org {
+            return Ok(());
+        }
+        let excess = granted.excess_over(&self.permissions);
+        if excess.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::forbidden(format!("you cannot grant permissions you do not hold: {}", excess.join(", "))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Org, OrgSettings, UserKind, builtin_roles};
+    use chrono::TimeZone;
+
+    fn principal(perms: &[&str], org: &str, user: &str) -> Principal {
+        let catalog = Catalog::new([]);
+        let ps: Vec<Permission> = perms.iter().map(|p| Permission::parse(p, true).unwrap()).collect();
+        Principal {
+            user_id: UserId::from_trusted(user),
+            org_id: OrgId::from_trusted(org),
+            key_id: None,
+            permissions: PermissionSet::from_patterns(&ps, &catalog),
+            cross_org: false,
+            auth_method: AuthMethod::Secret,
+        }
+    }
+
+    #[test]
+    fn key_access_table() {
+        let me = UserId::from_trusted("me");
+        let other = UserId::from_trusted("other");
+        let a = OrgId::from_trusted("a");
+        let b = OrgId::from_trusted("b");
+        use Access::*;
+        // (permissions, owner, org, access, expected: 0 ok, 404, 403)
+        let cases: &[(&[&str], &UserId, &OrgId, Access, u16)] = &[
+            (&["keyward:keys:write"], &me, &a, Write, 0),
+            (&["keyward:keys:read"], &me, &a, Read, 0),
+            (&["keyward:keys:read"], &me, &a, Write, 403),
+            (&[], &me, &a, Read, 404),
+            (&["keyward:keys:write"], &other, &a, Read, 404),
+            (&["keyward:keys:write", "keyward:users:read"], &other, &a, Read, 0),
+            (&["keyward:keys:write", "keyward:users:read"], &other, &a, Write, 403),
+            (&["keyward:*:write"], &other, &a, Write, 0),
+            (&["*:*:read"], &other, &a, Read, 0),
+            (&["*:*:read"], &other, &a, Write, 403),
+            (&["*:*:write"], &other, &b, Read, 404),
+            (&["*:*:write"], &me, &b, Write, 404),
+        ];
+        for (perms, owner, org, access, expected) in cases {
+            let p = principal(perms, "a", "me");
+            let got = match p.check_key_access(owner, org, *access) {
+                Ok(()) => 0,
+                Err(CoreError::NotFound { .. }) => 404,
+                Err(CoreError::Forbidden { .. }) => 403,
+                Err(e) => panic!("{e:?}"),
+            };
+            assert_eq!(got, *expected, "{perms:?} {owner} {org} {access:?}");
+        }
+        let mut admin = principal(&["*:*:write"], "a", "me");
+        admin.cross_org = true;
+        assert!(admin.check_key_access(&other, &b, Write).is_ok());
+    }
+
+    #[test]
+    fn keys_never_exceed_their_owner() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let org = Org { id: OrgId::from_trusted("o"), name: "o".into(), settings: OrgSettings::default(), created_at: t };
+        let mut auditor = User {
+            id: UserId::from_trusted("u"),
+            org_id: org.id.clone(),
+            name: "u".into(),
+            email: None,
+            kind: UserKind::Human,
+            roles: vec![RoleId::from_trusted("auditor")],
+            status: UserStatus::Active,
+            created_at: t,
+        };
+        let dir = Directory::new(vec![org.clone()], vec![auditor.clone()], builtin_roles(), vec![]);
+        let key = KeyRecord {
+            id: KeyId::from_trusted("k"),
+            org_id: org.id.clone(),
+            owner_id: auditor.id.clone(),
+            name: "k".into(),
+            description: String::new(),
+            comment: String::new(),
+            roles: vec![RoleId::from_trusted("org_admin")],
+            scopes: vec![],
+            expires_at: None,
+            locked: false,
+            network_restrictions: vec![],
+            reauth_timeout_s: 60,
+            created_at: t,
+            created_by: auditor.id.clone(),
+            updated_at: t,
+            rolled_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            imported: false,
+            secret: crate::crypto::SealedSecret { digest: crate::crypto::SecretDigest([0; 32]), ciphertext: vec![] },
+            previous_secret: None,
+        };
+        let eff = dir.key_permissions(&key);
+        assert!(eff.allows("keyward", "keys", Access::Read));
+        assert!(!eff.allows("keyward", "keys", Access::Write), "org_admin on an auditor's key gives only reads");
+        assert!(!dir.key_is_cross_org(&key));
+        auditor.status = UserStatus::Disabled;
+        let dir = Directory::new(vec![org], vec![auditor], builtin_roles(), vec![]);
+        assert!(dir.key_permissions(&key).is_empty(), "a disabled owner's key holds nothing");
+    }
+}

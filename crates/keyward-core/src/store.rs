@@ -1,0 +1,131 @@
+//! The storage interface. Every write that changes state carries the audit
+//! event that records it; the store writes both in one transaction.
+
+use crate::audit::AuditEvent;
+use crate::clock::Timestamp;
+use crate::ids::{KeyId, OrgId, RoleId, UserId};
+use crate::key::KeyLimits;
+use crate::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
+use std::net::IpAddr;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule or limit refused the write; `code` is the API's error code.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("the store failed: {0}")]
+    Backend(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+/// A sort column of the key list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySort {
+    Name,
+    CreatedAt,
+    ExpiresAt,
+    LastUsedAt,
+    Status,
+}
+
+impl KeySort {
+    /// Parses `name`, `-created_at`, …; returns the column and whether descending.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<(Self, bool)> {
+        let (desc, field) = s.strip_prefix('-').map_or((false, s), |f| (true, f));
+        let sort = match field {
+            "name" => Self::Name,
+            "created_at" => Self::CreatedAt,
+            "expires_at" => Self::ExpiresAt,
+            "last_used_at" => Self::LastUsedAt,
+            "status" => Self::Status,
+            _ => return None,
+        };
+        Some((sort, desc))
+    }
+}
+
+/// A page request over keys. Counts ignore `status`, so a grid can show all tabs.
+#[derive(Debug, Clone)]
+pub struct KeyQuery {
+    /// `None`: every org (account admins).
+    pub org_id: Option<OrgId>,
+    pub owner_id: Option<UserId>,
+    pub role_id: Option<RoleId>,
+    pub q: Option<String>,
+    pub status: Option<KeyStatus>,
+    pub sort: KeySort,
+    pub descending: bool,
+    pub page: u32,
+    pub per_page: u32,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub active: u64,
+    pub locked: u64,
+    pub expired: u64,
+    pub expiring_30d: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyPage {
+    pub items: Vec<KeyRecord>,
+    pub total: u64,
+    pub counts: StatusCounts,
+}
+
+/// One batched last-used update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub key_id: KeyId,
+    pub at: Timestamp,
+    pub ip: IpAddr,
+}
+
+/// Persistent state. Implementations: SQLite (embedded default), PostgreSQL.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A value of the deployment's metadata (master key check, signing keys, …).
+    async fn get_meta(&self, name: &str) -> Result<Option<String>, StoreError>;
+    /// Sets a metadata value if it is not set yet; returns the value now stored.
+    async fn init_meta(&self, name: &str, value: &str) -> Result<String, StoreError>;
+
+    /// Creates the first org, its admin and the admin's key in one transaction,
+    /// unless any org exists; returns whether it did.
+    async fn bootstrap(&self, org: &Org, admin: &User, key: &KeyRecord, events: &[AuditEvent]) -> Result<bool, StoreError>;
+
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
+    async fn get_org(&self, id: &OrgId) -> Result<Option<Org>, StoreError>;
+    async fn insert_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn update_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Every user (of all orgs), for the in-memory directory.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Every custom role (built-in roles are not stored).
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
+    /// Every declared scope.
+    async fn list_scopes(&self) -> Result<Vec<ScopeDef>, StoreError>;
+
+    /// A key that is not deleted.
+    async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    /// Every key that is not deleted, for the in-memory index.
+    async fn all_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    async fn list_keys(&self, query: &KeyQuery) -> Result<KeyPage, StoreError>;
+    /// Inserts a key if its id was never used and the owner's limits allow it.
+    async fn insert_key(&self, key: &KeyRecord, limits: &KeyLimits, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Replaces a key; with `limits`, checks them as they would stand after.
+    async fn update_key(&self, key: &KeyRecord, limits: Option<&KeyLimits>, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Deletes a key for good (its id stays taken); false if there was none.
+    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> Result<bool, StoreError>;
+    /// Writes a batch of last-used times, keeping the newest per key.
+    async fn record_key_usage(&self, batch: &[KeyUsage]) -> Result<(), StoreError>;
+}

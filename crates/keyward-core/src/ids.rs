@@ -63,18 +63,13 @@ id_type!(
 /// Whether `s` is a valid caller-chosen id: `[A-Za-z0-9_.-]{3,64}`.
 #[must_use]
 pub fn is_valid_custom_id(s: &str) -> bool {
-    (3..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    (3..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 impl KeyId {
     /// Parses a caller-chosen key id.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if is_valid_custom_id(s) {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err("must match [A-Za-z0-9_.-]{3,64}".to_owned())
-        }
+        if is_valid_custom_id(s) { Ok(Self(s.to_owned())) } else { Err("must match [A-Za-z0-9_.-]{3,64}".to_owned()) }
     }
 }
 

@@ -492,7 +492,11 @@ mod tests {
     #[test]
     fn at_most_ten_networks() {
         let nets: Vec<String> = (0..11).map(|i| format!("10.0.{i}.0/24")).collect();
-        let req = CreateKeyRequest { name: Some("n".into()), network_restrictions: Some(nets[..10].to_vec()), ..Default::default() };
+        let req = CreateKeyRequest {
+            name: Some("n".into()),
+            network_restrictions: Some(nets[..10].to_vec()),
+            ..Default::default()
+        };
         assert_eq!(req.into_spec(false, now()).unwrap().network_restrictions.len(), 10);
         let req = CreateKeyRequest { name: Some("n".into()), network_restrictions: Some(nets), ..Default::default() };
         assert_eq!(fields(req.into_spec(false, now()).unwrap_err()), vec!["network_restrictions"]);
@@ -515,8 +519,13 @@ mod tests {
     #[test]
     fn expiry_rules() {
         let mk = |at: Option<&str>, days: Option<i64>| {
-            CreateKeyRequest { name: Some("n".into()), expires_at: at.map(Into::into), expires_in_days: days, ..Default::default() }
-                .into_spec(false, now())
+            CreateKeyRequest {
+                name: Some("n".into()),
+                expires_at: at.map(Into::into),
+                expires_in_days: days,
+                ..Default::default()
+            }
+            .into_spec(false, now())
         };
         assert_eq!(mk(Some("2026-11-22T10:00:01Z"), None).unwrap().expires_at, Some(now() + Duration::seconds(1)));
         assert!(mk(Some("2026-11-22T10:00:00Z"), None).is_err(), "now is not the future");
@@ -532,7 +541,9 @@ mod tests {
 
     #[test]
     fn import_needs_id_and_a_valid_secret() {
-        let f = fields(CreateKeyRequest { name: Some("n".into()), ..Default::default() }.into_spec(true, now()).unwrap_err());
+        let f = fields(
+            CreateKeyRequest { name: Some("n".into()), ..Default::default() }.into_spec(true, now()).unwrap_err(),
+        );
         assert_eq!(f, vec!["id", "secret"]);
         let req = CreateKeyRequest {
             name: Some("n".into()),
@@ -586,7 +597,10 @@ mod tests {
         assert_eq!(check_key_state(&state, now(), outside), Err(AuthFailure::KeyLocked));
         state.locked = false;
         assert_eq!(check_key_state(&state, now(), outside), Err(AuthFailure::KeyExpired));
-        assert!(check_key_state(&state, now() - Duration::seconds(1), outside).is_err_and(|e| e == AuthFailure::IpNotAllowed));
+        assert!(
+            check_key_state(&state, now() - Duration::seconds(1), outside)
+                .is_err_and(|e| e == AuthFailure::IpNotAllowed)
+        );
         state.expires_at = None;
         assert_eq!(check_key_state(&state, now(), outside), Err(AuthFailure::IpNotAllowed));
         assert_eq!(check_key_state(&state, now(), "10.1.2.3".parse().unwrap()), Ok(()));

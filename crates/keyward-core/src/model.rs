@@ -97,9 +97,11 @@ pub fn builtin_roles() -> Vec<Role> {
     vec![
         role(ACCOUNT_ADMIN, "Everything, in every organization.", vec![Permission::new("*", "*", Access::Write)]),
         role(ORG_ADMIN, "Everything in its own organization.", vec![Permission::new("*", "*", Access::Write)]),
-        role(AUDITOR, "Reads everything in its organization, audit included; changes nothing.", vec![
-            Permission::new("*", "*", Access::Read),
-        ]),
+        role(
+            AUDITOR,
+            "Reads everything in its organization, audit included; changes nothing.",
+            vec![Permission::new("*", "*", Access::Read)],
+        ),
         role(
             SERVICE_REQUESTOR,
             "A machine identity: holds API keys, never signs in to the web UI; holds what its other roles grant.",

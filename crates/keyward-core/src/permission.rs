@@ -61,7 +61,8 @@ impl Permission {
     /// Parses `scope:resource:access`; `allow_wildcards` admits `*` for scope and resource.
     pub fn parse(s: &str, allow_wildcards: bool) -> Result<Self, String> {
         let mut parts = s.split(':');
-        let (Some(scope), Some(resource), Some(access), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(scope), Some(resource), Some(access), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(format!("`{s}` is not of the form <scope>:<resource>:read|write"));
         };
@@ -105,14 +106,13 @@ impl Catalog {
 
     /// Every concrete permission a pattern stands for in this catalog.
     fn expand<'a>(&'a self, pattern: &'a Permission) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.scopes
-            .iter()
-            .filter(move |(s, _)| pattern.scope == "*" || pattern.scope == **s)
-            .flat_map(move |(s, rs)| {
+        self.scopes.iter().filter(move |(s, _)| pattern.scope == "*" || pattern.scope == **s).flat_map(
+            move |(s, rs)| {
                 rs.iter()
                     .filter(move |r| pattern.resource == "*" || pattern.resource == **r)
                     .map(move |r| (s.as_str(), r.as_str()))
-            })
+            },
+        )
     }
 }
 
@@ -160,12 +160,7 @@ impl PermissionSet {
     /// What both sets allow: per scope and resource, the lower access.
     #[must_use]
     pub fn intersect(&self, other: &Self) -> Self {
-        Self(
-            self.0
-                .iter()
-                .filter_map(|(k, a)| other.0.get(k).map(|b| (k.clone(), (*a).min(*b))))
-                .collect(),
-        )
+        Self(self.0.iter().filter_map(|(k, a)| other.0.get(k).map(|b| (k.clone(), (*a).min(*b)))).collect())
     }
 
     /// Whether everything in `self` is allowed by `other`.

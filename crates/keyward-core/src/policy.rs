@@ -1,9 +1,11 @@
 //! Who may do what: the directory of orgs, users and roles that permissions
 //! are computed from, the calling principal, and the decisions over targets.
 
-use crate::error::CoreError;
+use crate::error::{CoreError, FieldError};
 use crate::ids::{KeyId, OrgId, RoleId, UserId};
-use crate::model::{ACCOUNT_ADMIN, KeyRecord, Org, Role, ScopeDef, SERVICE_REQUESTOR, User, UserStatus};
+use crate::key::KeyLimits;
+use crate::model::ScopeGrant;
+use crate::model::{ACCOUNT_ADMIN, KeyRecord, Org, Role, SERVICE_REQUESTOR, ScopeDef, User, UserStatus};
 use crate::permission::{Access, Catalog, KEYWARD_SCOPE, Permission, PermissionSet};
 use std::collections::HashMap;
 
@@ -22,7 +24,8 @@ impl Directory {
         let catalogs = orgs
             .iter()
             .map(|o| {
-                let declared = scopes.iter().filter(|s| s.org_id == o.id).map(|s| (s.name.as_str(), s.resources.as_slice()));
+                let declared =
+                    scopes.iter().filter(|s| s.org_id == o.id).map(|s| (s.name.as_str(), s.resources.as_slice()));
                 (o.id.clone(), Catalog::new(declared))
             })
             .collect();
@@ -65,7 +68,8 @@ impl Directory {
     #[must_use]
     pub fn grants(&self, org: &OrgId, roles: &[RoleId], scopes: &[crate::model::ScopeGrant]) -> PermissionSet {
         let catalog = self.catalog(org);
-        let from_scopes = PermissionSet::from_patterns(&scopes.iter().map(|s| s.permission()).collect::<Vec<_>>(), &catalog);
+        let from_scopes =
+            PermissionSet::from_patterns(&scopes.iter().map(|s| s.permission()).collect::<Vec<_>>(), &catalog);
         self.roles_permissions(org, roles).union(&from_scopes)
     }
 
@@ -87,6 +91,52 @@ impl Directory {
     #[must_use]
     pub fn is_service_requestor(&self, user: &User) -> bool {
         user.kind == crate::model::UserKind::Service || user.roles.iter().any(|r| r.as_str() == SERVICE_REQUESTOR)
+    }
+}
+
+impl Directory {
+    /// Checks a key's roles and scopes against its owner: each role exists in
+    /// the org and the owner holds it; each scope exists and the owner holds it.
+    pub fn check_key_grants(&self, owner: &User, roles: &[RoleId], scopes: &[ScopeGrant]) -> Result<(), CoreError> {
+        let mut problems = Vec::new();
+        for (i, role) in roles.iter().enumerate() {
+            if self.role_in(&owner.org_id, role).is_none() {
+                problems.push(FieldError::new(format!("roles[{i}]"), format!("no role `{role}` in this organization")));
+            } else if !owner.roles.contains(role) {
+                problems.push(FieldError::new(
+                    format!("roles[{i}]"),
+                    format!("the key's owner does not hold role `{role}`"),
+                ));
+            }
+        }
+        let catalog = self.catalog(&owner.org_id);
+        let held = self.user_permissions(owner);
+        for (i, grant) in scopes.iter().enumerate() {
+            if !catalog.contains(&grant.scope, &grant.resource) {
+                problems.push(FieldError::new(
+                    format!("scopes[{i}]"),
+                    format!("no scope `{}` with resource `{}` in the catalog", grant.scope, grant.resource),
+                ));
+            } else if !held.allows_permission(&grant.permission()) {
+                problems.push(FieldError::new(
+                    format!("scopes[{i}]"),
+                    format!("the key's owner does not hold `{}`", grant.permission()),
+                ));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(CoreError::Validation(problems)) }
+    }
+
+    /// The caps on `owner`'s keys for a key carrying `roles`.
+    #[must_use]
+    pub fn key_limits(&self, owner: &User, roles: &[RoleId]) -> KeyLimits {
+        let max_per_user = self.orgs.get(&owner.org_id).map_or(10, |o| o.settings.max_keys_per_user);
+        let role_caps = roles
+            .iter()
+            .filter_map(|r| self.role_in(&owner.org_id, r))
+            .filter_map(|r| r.max_keys.map(|cap| (r.id.clone(), cap)))
+            .collect();
+        KeyLimits { max_per_user, role_caps }
     }
 }
 
@@ -119,6 +169,8 @@ pub struct Principal {
 /// What an endpoint requires before its handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
+    /// No credential: health checks, the OpenAPI document, the token endpoint.
+    Public,
     /// Any authenticated caller.
     Authenticated,
     /// A permission on one of the service's own resources.
@@ -135,7 +187,7 @@ impl Principal {
     /// Checks an endpoint's requirement.
     pub fn require(&self, need: Need) -> Result<(), CoreError> {
         match need {
-            Need::Authenticated => Ok(()),
+            Need::Public | Need::Authenticated => Ok(()),
             Need::Keyward(resource, access) if self.can(resource, access) => Ok(()),
             Need::Keyward(resource, access) => Err(CoreError::forbidden(format!(
                 "this call requires the permission keyward:{resource}:{}",
@@ -253,7 +305,8 @@ mod tests {
     #[test]
     fn keys_never_exceed_their_owner() {
         let t = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let org = Org { id: OrgId::from_trusted("o"), name: "o".into(), settings: OrgSettings::default(), created_at: t };
+        let org =
+            Org { id: OrgId::from_trusted("o"), name: "o".into(), settings: OrgSettings::default(), created_at: t };
         let mut auditor = User {
             id: UserId::from_trusted("u"),
             org_id: org.id.clone(),

@@ -70,7 +70,10 @@ pub enum SecretShape {
 /// Classifies a presented secret, so a mistyped generated secret is refused without a lookup.
 #[must_use]
 pub fn shape(s: &str) -> SecretShape {
-    if s.len() != GENERATED_LEN || !s.starts_with(PREFIX) || !s[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if s.len() != GENERATED_LEN
+        || !s.starts_with(PREFIX)
+        || !s[PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return SecretShape::Other;
     }
     let (body, sum) = s.split_at(PREFIX.len() + RANDOM_LEN);
@@ -145,9 +148,7 @@ mod tests {
         let crc = crc32fast::hash(b"123456789");
         assert_eq!(crc, 0xCBF4_3926);
         let sum = checksum("123456789");
-        let decoded = sum.bytes().fold(0u64, |acc, b| {
-            acc * 62 + BASE62.iter().position(|&c| c == b).unwrap() as u64
-        });
+        let decoded = sum.bytes().fold(0u64, |acc, b| acc * 62 + BASE62.iter().position(|&c| c == b).unwrap() as u64);
         assert_eq!(decoded, u64::from(crc));
         assert_eq!(sum.len(), 6);
         // Zero pads: crc32("") = 0.

@@ -101,7 +101,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the first org, its admin and the admin's key in one transaction,
     /// unless any org exists; returns whether it did.
-    async fn bootstrap(&self, org: &Org, admin: &User, key: &KeyRecord, events: &[AuditEvent]) -> Result<bool, StoreError>;
+    async fn bootstrap(
+        &self,
+        org: &Org,
+        admin: &User,
+        key: &KeyRecord,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError>;
 
     async fn list_orgs(&self) -> Result<Vec<Org>, StoreError>;
     async fn get_org(&self, id: &OrgId) -> Result<Option<Org>, StoreError>;
@@ -123,7 +129,12 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a key if its id was never used and the owner's limits allow it.
     async fn insert_key(&self, key: &KeyRecord, limits: &KeyLimits, event: &AuditEvent) -> Result<(), StoreError>;
     /// Replaces a key; with `limits`, checks them as they would stand after.
-    async fn update_key(&self, key: &KeyRecord, limits: Option<&KeyLimits>, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn update_key(
+        &self,
+        key: &KeyRecord,
+        limits: Option<&KeyLimits>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError>;
     /// Deletes a key for good (its id stays taken); false if there was none.
     async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> Result<bool, StoreError>;
     /// Writes a batch of last-used times, keeping the newest per key.

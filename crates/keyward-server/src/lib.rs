@@ -1,1 +1,148 @@
+//! Keyward's HTTP service: configuration, state, the router and `serve`.
 
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod extract;
+pub mod handlers;
+pub mod index;
+pub mod problem;
+pub mod state;
+pub mod views;
+
+use crate::config::{Config, StoreLocation};
+use crate::index::{KeyIndex, UsageRecorder};
+use crate::state::AppState;
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request};
+use keyward_core::clock::{Clock, SystemClock};
+use keyward_core::crypto::Keyring;
+use keyward_core::store::Store;
+use keyward_store::sqlite::SqliteStore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use api::router;
+
+/// How often pending last-used times are written.
+const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let (master, new_key_file) = bootstrap::load_master_key(
+        &config.data_dir,
+        std::env::var(bootstrap::MASTER_KEY_ENV).ok().filter(|v| !v.is_empty()),
+    )?;
+    let keyring = Arc::new(Keyring::new(&master));
+
+    let sqlite = match &config.store {
+        StoreLocation::Sqlite(path) => SqliteStore::open(path).await,
+        StoreLocation::SqliteUrl(url) => SqliteStore::open_url(url).await,
+    }
+    .context("cannot open the store")?;
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+
+    if let Some(path) = new_key_file {
+        if store.get_meta("master_key_check").await?.is_some() {
+            anyhow::bail!(
+                "the master key file {} is missing but the store holds data written under a master key; restore it or set {}",
+                path.display(),
+                bootstrap::MASTER_KEY_ENV
+            );
+        }
+        bootstrap::write_private_file(&path, &master.to_hex())
+            .with_context(|| format!("cannot write the master key {}", path.display()))?;
+        tracing::info!(path = %path.display(), "generated a new master key");
+    }
+    bootstrap::check_master_key(store.as_ref(), &keyring).await?;
+
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    if let Some(admin) = bootstrap::bootstrap(store.as_ref(), &keyring, &config.data_dir, clock.now()).await? {
+        // Printed once, straight to stdout and never through the log.
+        println!(
+            "\nKeyward bootstrap admin API key (shown once; also saved to {}):\n  id:     {}\n  secret: {}\n",
+            admin.file.display(),
+            admin.key_id,
+            admin.secret.expose()
+        );
+    }
+
+    let index = Arc::new(KeyIndex::new(keyring.clone()));
+    index.reload(store.as_ref()).await.context("cannot load the key index")?;
+    let usage = Arc::new(UsageRecorder::default());
+    let state = AppState {
+        config: Arc::new(config.clone()),
+        store: store.clone(),
+        keyring,
+        index,
+        usage: usage.clone(),
+        clock,
+    };
+
+    let flusher = tokio::spawn({
+        let (usage, store) = (usage.clone(), store.clone());
+        async move {
+            let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(e) = usage.flush(store.as_ref()).await {
+                    tracing::warn!(error = %e, "could not write last-used times; will retry");
+                }
+            }
+        }
+    });
+
+    let app = router(state).layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request| {
+                // The matched route, never the raw URI: query strings can carry credentials.
+                let route = req.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str);
+                tracing::info_span!("request", method = %req.method(), route)
+            })
+            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, store = ?config.store, "keyward listening");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+
+    flusher.abort();
+    if let Err(e) = usage.flush(store.as_ref()).await {
+        tracing::warn!(error = %e, "could not write the last last-used times");
+    }
+    sqlite.close().await;
+    tracing::info!("keyward stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

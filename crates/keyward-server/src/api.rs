@@ -1,0 +1,153 @@
+//! The endpoint table: every route with the permission it needs, in one
+//! place. The router is built from it, and tests walk it.
+
+use crate::auth::authorize;
+use crate::handlers::{keys, me, ops, orgs};
+use crate::problem::problem_response;
+use crate::state::AppState;
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodRouter, delete, get, patch, post};
+use keyward_core::permission::Access::{Read, Write};
+use keyward_core::policy::Need;
+use utoipa::OpenApi;
+
+/// One endpoint: method, path and what the caller must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub need: Need,
+}
+
+fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
+    let e = |method, path, need| Endpoint { method, path, need };
+    vec![
+        (e("GET", "/healthz", Need::Public), get(ops::healthz)),
+        (e("GET", "/readyz", Need::Public), get(ops::readyz)),
+        (e("GET", "/openapi.json", Need::Public), get(ops::openapi)),
+        (e("GET", "/v1/me", Need::Authenticated), get(me::me)),
+        (e("GET", "/v1/keys", Need::Keyward("keys", Read)), get(keys::list)),
+        (e("POST", "/v1/keys", Need::Keyward("keys", Write)), post(keys::create)),
+        (e("POST", "/v1/keys/import", Need::Keyward("keys", Write)), post(keys::import)),
+        (e("POST", "/v1/keys/bulk", Need::Keyward("keys", Write)), post(keys::bulk)),
+        (e("GET", "/v1/keys/{id}", Need::Keyward("keys", Read)), get(keys::get)),
+        (e("PATCH", "/v1/keys/{id}", Need::Keyward("keys", Write)), patch(keys::patch)),
+        (e("DELETE", "/v1/keys/{id}", Need::Keyward("keys", Write)), delete(keys::delete)),
+        (e("POST", "/v1/keys/{id}/roll", Need::Keyward("keys", Write)), post(keys::roll)),
+        (e("POST", "/v1/keys/{id}/lock", Need::Keyward("keys", Write)), post(keys::lock)),
+        (e("POST", "/v1/keys/{id}/unlock", Need::Keyward("keys", Write)), post(keys::unlock)),
+        (e("GET", "/v1/orgs", Need::Keyward("orgs", Read)), get(orgs::list)),
+        (e("POST", "/v1/orgs", Need::Keyward("orgs", Write)), post(orgs::create)),
+        (e("GET", "/v1/orgs/{id}", Need::Keyward("orgs", Read)), get(orgs::get)),
+        (e("PATCH", "/v1/orgs/{id}", Need::Keyward("orgs", Write)), patch(orgs::patch)),
+    ]
+}
+
+/// Every endpoint and its requirement.
+#[must_use]
+pub fn endpoints() -> Vec<Endpoint> {
+    routes().into_iter().map(|(e, _)| e).collect()
+}
+
+/// The application: every route behind its requirement, problem documents for the rest.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (endpoint, handler) in routes() {
+        let guarded = handler.route_layer(from_fn_with_state((state.clone(), endpoint.need), authorize));
+        router = router.route(endpoint.path, guarded);
+    }
+    router
+        .fallback(|| async { problem_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), vec![]) })
+        .method_not_allowed_fallback(|method: Method| async move {
+            problem_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here"),
+                vec![],
+            )
+        })
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Keyward", description = "API keys for people and machines: issue, roll, lock, verify, audit."),
+    paths(
+        ops::healthz, ops::readyz, ops::openapi, me::me,
+        keys::list, keys::create, keys::import, keys::bulk, keys::get, keys::patch, keys::delete, keys::roll, keys::lock, keys::unlock,
+        orgs::list, orgs::create, orgs::get, orgs::patch,
+    ),
+    components(schemas(crate::problem::Problem)),
+    modifiers(&Security),
+    security(("basic" = []), ("bearer" = []))
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers' annotations.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routed_endpoints() {
+        let doc = openapi();
+        let documented: BTreeSet<(String, String)> = doc
+            .paths
+            .paths
+            .iter()
+            .flat_map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PUT", item.put.is_some()),
+                ];
+                methods
+                    .into_iter()
+                    .filter(|(_, has)| *has)
+                    .map(|(m, _)| (m.to_owned(), path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let routed: BTreeSet<(String, String)> =
+            endpoints().iter().map(|e| (e.method.to_owned(), e.path.to_owned())).collect();
+        assert_eq!(documented, routed);
+    }
+
+    #[test]
+    fn every_v1_endpoint_requires_a_credential() {
+        for e in endpoints() {
+            if e.path.starts_with("/v1/") {
+                assert_ne!(e.need, Need::Public, "{} {} is public", e.method, e.path);
+            }
+        }
+    }
+}

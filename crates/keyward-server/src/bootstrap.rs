@@ -1,0 +1,154 @@
+//! First start: the master key, and the organization, admin and admin key
+//! that a new deployment begins with.
+
+use keyward_core::audit::AuditEvent;
+use keyward_core::clock::Timestamp;
+use keyward_core::crypto::{Keyring, MasterKey};
+use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
+use keyward_core::key::DEFAULT_REAUTH_TIMEOUT_S;
+use keyward_core::model::{ACCOUNT_ADMIN, KeyRecord, Org, OrgSettings, User, UserKind, UserStatus};
+use keyward_core::secret::Secret;
+use keyward_core::store::Store;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Environment variable that supplies the master key instead of the key file.
+pub const MASTER_KEY_ENV: &str = "KEYWARD_MASTER_KEY";
+const MASTER_KEY_FILE: &str = "master.key";
+const CHECK_META: &str = "master_key_check";
+pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.txt";
+
+/// Writes `contents` to a new file readable by its owner only.
+pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// The master key from the environment, else the data dir's key file, else a
+/// new one written there (only when the store holds nothing yet).
+pub fn load_master_key(data_dir: &Path, env_value: Option<String>) -> anyhow::Result<(MasterKey, Option<PathBuf>)> {
+    if let Some(value) = env_value {
+        let key = MasterKey::parse(&value).map_err(|e| anyhow::anyhow!("{MASTER_KEY_ENV}: {e}"))?;
+        return Ok((key, None));
+    }
+    let path = data_dir.join(MASTER_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = MasterKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Ok((key, None))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((MasterKey::generate(), Some(path))),
+        Err(e) => Err(anyhow::anyhow!("cannot read the master key {}: {e}", path.display())),
+    }
+}
+
+/// Records the master key's check value at first start and refuses a different key later.
+pub async fn check_master_key(store: &dyn Store, keyring: &Keyring) -> anyhow::Result<()> {
+    let stored = store.init_meta(CHECK_META, &keyring.check_value()).await?;
+    if !keyring.matches_check_value(&stored) {
+        anyhow::bail!(
+            "this data was written under another master key: set {MASTER_KEY_ENV} or restore {} to the key it was created with",
+            MASTER_KEY_FILE
+        );
+    }
+    Ok(())
+}
+
+/// Credentials printed once at first start.
+pub struct BootstrapAdmin {
+    pub key_id: KeyId,
+    pub secret: Secret,
+    pub file: PathBuf,
+}
+
+/// Creates the first org, its account admin and an admin key if the store is empty.
+pub async fn bootstrap(
+    store: &dyn Store,
+    keyring: &Keyring,
+    data_dir: &Path,
+    now: Timestamp,
+) -> anyhow::Result<Option<BootstrapAdmin>> {
+    if !store.list_orgs().await?.is_empty() {
+        return Ok(None);
+    }
+    let org = Org {
+        id: OrgId::generate(),
+        name: "Default organization".into(),
+        settings: OrgSettings::default(),
+        created_at: now,
+    };
+    let admin = User {
+        id: UserId::generate(),
+        org_id: org.id.clone(),
+        name: "admin".into(),
+        email: None,
+        kind: UserKind::Human,
+        roles: vec![RoleId::from_trusted(ACCOUNT_ADMIN)],
+        status: UserStatus::Active,
+        created_at: now,
+    };
+    let key_id = KeyId::generate();
+    let secret = Secret::generate();
+    let key = KeyRecord {
+        secret: keyring.seal(key_id.as_str(), &secret),
+        id: key_id.clone(),
+        org_id: org.id.clone(),
+        owner_id: admin.id.clone(),
+        name: "bootstrap admin".into(),
+        description: "Created at first start; roll or delete it once you have your own keys.".into(),
+        comment: String::new(),
+        roles: admin.roles.clone(),
+        scopes: vec![],
+        expires_at: None,
+        locked: false,
+        network_restrictions: vec![],
+        reauth_timeout_s: DEFAULT_REAUTH_TIMEOUT_S,
+        created_at: now,
+        created_by: admin.id.clone(),
+        updated_at: now,
+        rolled_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+        imported: false,
+        previous_secret: None,
+    };
+    let event = |action: &str, target_type: &str, target_id: &str| AuditEvent {
+        at: now,
+        org_id: org.id.to_string(),
+        actor_id: "system".into(),
+        actor_key_id: None,
+        source_ip: None,
+        action: action.into(),
+        target_type: target_type.into(),
+        target_id: target_id.into(),
+        outcome: "success".into(),
+        details: serde_json::json!({"bootstrap": true}),
+    };
+    let events = [
+        event("org.create", "org", org.id.as_str()),
+        event("user.create", "user", admin.id.as_str()),
+        event("key.create", "key", key_id.as_str()),
+    ];
+    // The file is written before the commit, so a crash in between never loses the only admin secret.
+    let file = data_dir.join(BOOTSTRAP_FILE);
+    let _ = std::fs::remove_file(&file);
+    let text = format!(
+        "# Keyward bootstrap admin API key (account_admin). Keep it safe, then delete this file.\nid={}\nsecret={}\n",
+        key_id,
+        secret.expose()
+    );
+    write_private_file(&file, &text)?;
+    if !store.bootstrap(&org, &admin, &key, &events).await? {
+        let _ = std::fs::remove_file(&file);
+        return Ok(None);
+    }
+    Ok(Some(BootstrapAdmin { key_id, secret, file }))
+}

@@ -1,0 +1,188 @@
+//! Configuration: one struct with documented defaults, layered
+//! flags > `KEYWARD_*` environment > TOML file > defaults, validated once.
+
+use clap::Args;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// `keyward serve` flags; each also reads `KEYWARD_<NAME>` from the environment.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "KEYWARD_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the embedded store, the master key and the bootstrap file [default: ./keyward-data].
+    #[arg(long, env = "KEYWARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Store URL: `sqlite://PATH` [default: SQLite in the data dir]; PostgreSQL comes in a later release.
+    #[arg(long, env = "KEYWARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Redis URL for state shared between instances (not needed on one machine).
+    #[arg(long, env = "KEYWARD_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// TOML file with any of these settings (snake_case keys).
+    #[arg(long, env = "KEYWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The service's public URL (token issuer) [default: http://<listen>].
+    #[arg(long, env = "KEYWARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is trusted [default: none].
+    #[arg(long, env = "KEYWARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "KEYWARD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same settings as read from the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    public_url: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    log_format: Option<String>,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    SqliteUrl(String),
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: StoreLocation,
+    pub public_url: Option<String>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub json_logs: bool,
+}
+
+/// Every problem found in the configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Layers flags and environment (already merged by clap) over the TOML file and defaults.
+    pub fn load(args: ServeArgs) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let file = match &args.config {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => toml::from_str::<FileConfig>(&text).unwrap_or_else(|e| {
+                    problems.push(format!("config file {}: {}", path.display(), e.message()));
+                    FileConfig::default()
+                }),
+                Err(e) => {
+                    problems.push(format!("config file {}: {e}", path.display()));
+                    FileConfig::default()
+                }
+            },
+            None => FileConfig::default(),
+        };
+        let listen_text = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!("listen: `{listen_text}` is not an address such as 127.0.0.1:8080"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("keyward-data"));
+        let store = match args.database_url.or(file.database_url) {
+            None => StoreLocation::Sqlite(data_dir.join("keyward.db")),
+            Some(url) if url.starts_with("sqlite:") => StoreLocation::SqliteUrl(url),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                problems.push(
+                    "database_url: PostgreSQL is not supported by this build yet; use sqlite:// or leave it unset"
+                        .into(),
+                );
+                StoreLocation::Sqlite(data_dir.join("keyward.db"))
+            }
+            // A typo must never silently create a new database somewhere.
+            Some(_) => {
+                problems
+                    .push("database_url: must start with sqlite: (e.g. sqlite:///var/lib/keyward/keyward.db)".into());
+                StoreLocation::Sqlite(data_dir.join("keyward.db"))
+            }
+        };
+        if args.redis_url.or(file.redis_url).is_some() {
+            tracing::warn!("redis_url is set but this build shares nothing through Redis yet; it is ignored");
+        }
+        let trusted_proxies = args
+            .trusted_proxies
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .filter_map(|s| {
+                let s = s.trim();
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| problems.push(format!("trusted_proxies: `{s}` is not an IP address or CIDR")))
+                    .ok()
+            })
+            .collect();
+        let json_logs = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                problems.push(format!("log_format: `{other}` is not text or json"));
+                false
+            }
+        };
+        let public_url = args.public_url.or(file.public_url).map(|u| u.trim_end_matches('/').to_owned());
+        if problems.is_empty() {
+            Ok(Self { listen, data_dir, store, public_url, trusted_proxies, json_logs })
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/from-file\"\n").unwrap();
+        let args = ServeArgs { listen: Some("127.0.0.1:9100".into()), config: Some(file), ..Default::default() };
+        let c = Config::load(args).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/from-file"));
+        let c = Config::load(ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.store, StoreLocation::Sqlite(PathBuf::from("keyward-data/keyward.db")));
+    }
+
+    #[test]
+    fn every_problem_is_reported_together() {
+        let args = ServeArgs {
+            listen: Some("nowhere".into()),
+            database_url: Some("sqlit:/typo".into()),
+            trusted_proxies: Some(vec!["10.0.0.0/8".into(), "proxy.example".into()]),
+            log_format: Some("xml".into()),
+            ..Default::default()
+        };
+        let err = Config::load(args).unwrap_err();
+        assert_eq!(err.0.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::load(ServeArgs { config: Some(file), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

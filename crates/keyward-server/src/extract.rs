@@ -1,0 +1,91 @@
+//! Extractors: JSON bodies whose errors name the field, and the client's address.
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::{Extensions, HeaderMap, header, request::Parts};
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, SocketAddr};
+
+/// A JSON body; malformed JSON is a 400, a wrong or unknown field a 422 naming it.
+/// An empty body reads as `{}` so calls with only optional fields need none.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_none_or(|ct| {
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        });
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| ApiError::BadRequest {
+            code: "invalid_body",
+            detail: format!("the request body could not be read: {e}"),
+        })?;
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        parse_json(bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON, naming the offending field on a type error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field =
+                    if path == "." { unknown_field(&inner.to_string()).unwrap_or_else(|| "body".into()) } else { path };
+                ApiError::field(field, strip_position(&inner.to_string()))
+            }
+            _ => ApiError::BadRequest { code: "invalid_json", detail: format!("the body is not valid JSON: {inner}") },
+        }
+    })
+}
+
+/// serde names an unknown field only in its message: "unknown field `x`, expected …".
+fn unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+fn strip_position(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted
+/// proxy, the nearest untrusted address in `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(ClientIp(client_ip(&parts.headers, &parts.extensions, &state.config.trusted_proxies)))
+    }
+}
+
+pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpNet]) -> IpAddr {
+    let peer =
+        extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([127, 0, 0, 1]), |ConnectInfo(addr)| addr.ip());
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|s| s.trim().parse::<IpAddr>().ok())
+        .collect();
+    // Walk from the nearest hop back; the first address not a trusted proxy is the client.
+    hops.iter().rev().find(|ip| !is_trusted(ip)).copied().or_else(|| hops.first().copied()).unwrap_or(peer)
+}

@@ -1,0 +1,465 @@
+//! `/v1/keys`: the key lifecycle.
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ClientIp};
+use crate::problem::{ApiError, ApiResult};
+use crate::state::{AppState, audit_event};
+use crate::views::{BulkResponse, BulkResult, ImportedKey, KeyCounts, KeyList, KeyView, KeyWithSecret};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use keyward_core::CoreError;
+use keyward_core::clock::Timestamp;
+use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
+use keyward_core::key::{CreateKeyRequest, KeySpec, UpdateKeyRequest, parse_grace_period};
+use keyward_core::model::{GraceSecret, KeyRecord, KeyStatus, UserStatus};
+use keyward_core::permission::Access;
+use keyward_core::policy::Principal;
+use keyward_core::secret::Secret;
+use keyward_core::store::{KeyQuery, KeySort};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::IpAddr;
+
+/// Query of `GET /v1/keys`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListKeysParams {
+    /// Substring of id, name, description or comment (case-insensitive).
+    q: Option<String>,
+    /// `active`, `locked` or `expired`.
+    status: Option<String>,
+    owner_id: Option<String>,
+    role_id: Option<String>,
+    /// Org filter (account admins).
+    org_id: Option<String>,
+    /// `name`, `created_at`, `expires_at`, `last_used_at` or `status`; `-` prefix for descending. Default `-created_at`.
+    sort: Option<String>,
+    /// From 1.
+    page: Option<String>,
+    /// 10, 25, 50 or 100 (default 25).
+    per_page: Option<String>,
+}
+
+pub fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::BadRequest { code: "invalid_query", detail: e.body_text() }
+}
+
+fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<KeyQuery, CoreError> {
+    let mut errors = Vec::new();
+    let mut bad = |f: &str, m: &str| errors.push(keyward_core::FieldError::new(f, m));
+    let status = p.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
+        KeyStatus::parse(s).or_else(|| {
+            bad("status", "must be active, locked or expired");
+            None
+        })
+    });
+    let (sort, descending) = match p.sort.as_deref().filter(|s| !s.is_empty()) {
+        None => (KeySort::CreatedAt, true),
+        Some(s) => KeySort::parse(s).unwrap_or_else(|| {
+            bad("sort", "must be name, created_at, expires_at, last_used_at or status, optionally prefixed with -");
+            (KeySort::CreatedAt, true)
+        }),
+    };
+    let page = match p.page.as_deref().map(str::parse::<u32>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            bad("page", "must be a whole number from 1");
+            1
+        }
+    };
+    let per_page = match p.per_page.as_deref().map(str::parse::<u32>) {
+        None => 25,
+        Some(Ok(n @ (10 | 25 | 50 | 100))) => n,
+        Some(_) => {
+            bad("per_page", "must be 10, 25, 50 or 100");
+            25
+        }
+    };
+    if !errors.is_empty() {
+        return Err(CoreError::Validation(errors));
+    }
+    let owner_id = p.owner_id.filter(|s| !s.is_empty()).map(UserId::from_trusted);
+    // Without the right to see other users, a caller lists only their own keys.
+    let owner_id = if caller.can("users", Access::Read) {
+        owner_id
+    } else {
+        match owner_id {
+            Some(o) if o != caller.user_id => return Err(CoreError::NotFound { what: "user" }),
+            _ => Some(caller.user_id.clone()),
+        }
+    };
+    let org_id = match p.org_id.filter(|s| !s.is_empty()).map(OrgId::from_trusted) {
+        Some(org) if caller.sees_org(&org) => Some(org),
+        Some(_) => return Err(CoreError::NotFound { what: "organization" }),
+        None if caller.cross_org => None,
+        None => Some(caller.org_id.clone()),
+    };
+    Ok(KeyQuery {
+        org_id,
+        owner_id,
+        role_id: p.role_id.filter(|s| !s.is_empty()).map(RoleId::from_trusted),
+        q: p.q,
+        status,
+        sort,
+        descending,
+        page,
+        per_page,
+        now,
+    })
+}
+
+/// List keys with search, filters, sorting, paging and per-status counts.
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListKeysParams),
+    responses((status = 200, body = KeyList), (status = 422, body = crate::problem::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    params: Result<Query<ListKeysParams>, QueryRejection>,
+) -> ApiResult<axum::Json<KeyList>> {
+    let Query(params) = params.map_err(query_error)?;
+    let now = state.now();
+    let query = parse_list(params, &caller, now)?;
+    let page = state.store.list_keys(&query).await?;
+    Ok(axum::Json(KeyList {
+        items: page.items.iter().map(|k| KeyView::new(k, &state.index, &state.usage, now)).collect(),
+        total: page.total,
+        page: query.page,
+        per_page: query.per_page,
+        counts: KeyCounts {
+            active: page.counts.active,
+            locked: page.counts.locked,
+            expired: page.counts.expired,
+            expiring_30d: page.counts.expiring_30d,
+        },
+    }))
+}
+
+/// Creates a key from a validated spec: the rules of API.md §Keys, then one transaction.
+async fn create_key(
+    state: &AppState,
+    caller: &Principal,
+    ip: IpAddr,
+    spec: KeySpec,
+    owner_id: Option<String>,
+) -> ApiResult<(KeyRecord, Secret)> {
+    let now = state.now();
+    let directory = state.index.directory();
+    let owner_id = owner_id.map_or_else(|| caller.user_id.clone(), UserId::from_trusted);
+    let owner = directory.users.get(&owner_id).cloned().ok_or(CoreError::NotFound { what: "user" })?;
+    caller.check_create_key_for(&owner.id, &owner.org_id)?;
+    if owner.status != UserStatus::Active {
+        return Err(CoreError::Conflict { code: "user_disabled", detail: "the owner is disabled".into() }.into());
+    }
+    let roles = spec.roles.unwrap_or_else(|| owner.roles.clone());
+    directory.check_key_grants(&owner, &roles, &spec.scopes)?;
+    let grants = directory.grants(&owner.org_id, &roles, &spec.scopes).intersect(&directory.user_permissions(&owner));
+    caller.check_within_own(&grants)?;
+    let org = directory.orgs.get(&owner.org_id).ok_or(CoreError::NotFound { what: "organization" })?;
+    let expires_at = if spec.expiry_given {
+        spec.expires_at
+    } else {
+        org.settings.default_expiry_days.map(|d| now + chrono::Duration::days(i64::from(d)))
+    };
+    let id = spec.id.unwrap_or_else(KeyId::generate);
+    let imported = spec.secret.is_some();
+    let secret = spec.secret.unwrap_or_else(Secret::generate);
+    let record = KeyRecord {
+        secret: state.keyring.seal(id.as_str(), &secret),
+        id,
+        org_id: owner.org_id.clone(),
+        owner_id: owner.id.clone(),
+        name: spec.name,
+        description: spec.description,
+        comment: spec.comment,
+        roles,
+        scopes: spec.scopes,
+        expires_at,
+        locked: false,
+        network_restrictions: spec.network_restrictions,
+        reauth_timeout_s: spec.reauth_timeout_s,
+        created_at: now,
+        created_by: caller.user_id.clone(),
+        updated_at: now,
+        rolled_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+        imported,
+        previous_secret: None,
+    };
+    let limits = directory.key_limits(&owner, &record.roles);
+    let action = if imported { "key.import" } else { "key.create" };
+    let details = json!({"name": record.name, "owner_id": record.owner_id, "roles": record.roles, "scopes": record.scopes,
+        "expires_at": record.expires_at.map(|t| keyward_core::clock::rfc3339(&t))});
+    let event = audit_event(caller, ip, now, record.org_id.as_str(), action, ("key", record.id.as_str()), details);
+    state.store.insert_key(&record, &limits, &event).await?;
+    state.index.refresh_key(state.store.as_ref(), &record.id).await?;
+    Ok((record, secret))
+}
+
+/// Creates a key for the caller, or for `owner_id` (admins). The secret is in this response only.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
+    responses((status = 201, body = KeyWithSecret), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<CreateKeyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let owner = body.owner_id.clone();
+    let spec = body.into_spec(false, state.now())?;
+    let (record, secret) = create_key(&state, &caller, ip, spec, owner).await?;
+    let key = KeyView::new(&record, &state.index, &state.usage, state.now());
+    Ok((StatusCode::CREATED, axum::Json(KeyWithSecret { key, secret })))
+}
+
+/// Imports an existing key with its id and secret; the secret is never echoed.
+#[utoipa::path(post, path = "/v1/keys/import", tag = "keys", request_body = CreateKeyRequest,
+    responses((status = 201, body = ImportedKey), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+pub async fn import(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<CreateKeyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let owner = body.owner_id.clone();
+    let spec = body.into_spec(true, state.now())?;
+    let (record, _secret) = create_key(&state, &caller, ip, spec, owner).await?;
+    let key = KeyView::new(&record, &state.index, &state.usage, state.now());
+    Ok((StatusCode::CREATED, axum::Json(ImportedKey { key })))
+}
+
+/// Loads a key the caller may access with `access`; others' keys read as missing.
+async fn load(state: &AppState, caller: &Principal, id: &str, access: Access) -> ApiResult<KeyRecord> {
+    let key = state.store.get_key(&KeyId::from_trusted(id)).await?.ok_or(CoreError::NotFound { what: "key" })?;
+    caller.check_key_access(&key.owner_id, &key.org_id, access)?;
+    Ok(key)
+}
+
+fn view(state: &AppState, key: &KeyRecord) -> axum::Json<KeyView> {
+    axum::Json(KeyView::new(key, &state.index, &state.usage, state.now()))
+}
+
+/// One key.
+#[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    let key = load(&state, &caller, &id, Access::Read).await?;
+    Ok(view(&state, &key))
+}
+
+/// Writes a changed key with its audit entry and refreshes the index.
+async fn save(
+    state: &AppState,
+    caller: &Principal,
+    ip: IpAddr,
+    key: &KeyRecord,
+    check_limits: bool,
+    action: &str,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    let limits = if check_limits {
+        let directory = state.index.directory();
+        let owner = directory.users.get(&key.owner_id).ok_or(CoreError::NotFound { what: "user" })?;
+        Some(directory.key_limits(owner, &key.roles))
+    } else {
+        None
+    };
+    let event = audit_event(caller, ip, state.now(), key.org_id.as_str(), action, ("key", key.id.as_str()), details);
+    state.store.update_key(key, limits.as_ref(), &event).await?;
+    state.index.refresh_key(state.store.as_ref(), &key.id).await?;
+    Ok(())
+}
+
+/// Changes a key's name, description, comment, roles, scopes, expiry, networks or reauthentication timeout.
+#[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateKeyRequest>,
+) -> ApiResult<axum::Json<KeyView>> {
+    let mut key = load(&state, &caller, &id, Access::Write).await?;
+    let change = body.into_change(state.now())?;
+    let regrants = change.changes_grants();
+    let changed: Vec<&str> = [
+        ("name", change.name.is_some()),
+        ("description", change.description.is_some()),
+        ("comment", change.comment.is_some()),
+        ("roles", change.roles.is_some()),
+        ("scopes", change.scopes.is_some()),
+        ("expires_at", change.expires_at.is_some()),
+        ("network_restrictions", change.network_restrictions.is_some()),
+        ("reauth_timeout_s", change.reauth_timeout_s.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, set)| set.then_some(f))
+    .collect();
+    change.apply(&mut key, state.now());
+    if regrants {
+        let directory = state.index.directory();
+        let owner = directory.users.get(&key.owner_id).ok_or(CoreError::NotFound { what: "user" })?;
+        directory.check_key_grants(owner, &key.roles, &key.scopes)?;
+        let grants =
+            directory.grants(&key.org_id, &key.roles, &key.scopes).intersect(&directory.user_permissions(owner));
+        caller.check_within_own(&grants)?;
+    }
+    let details = json!({"changed": changed, "roles": key.roles, "scopes": key.scopes,
+        "expires_at": key.expires_at.map(|t| keyward_core::clock::rfc3339(&t)),
+        "network_restrictions": key.network_restrictions.iter().map(ToString::to_string).collect::<Vec<_>>()});
+    save(&state, &caller, ip, &key, regrants, "key.update", details).await?;
+    Ok(view(&state, &key))
+}
+
+/// Body of `POST /v1/keys/{id}/roll`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollRequest {
+    /// Seconds the old secret stays valid (0–604800, default 0).
+    grace_period_s: Option<i64>,
+}
+
+/// Replaces the secret; the old one stays valid for the grace period.
+#[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", params(("id" = String, Path)), request_body = RollRequest,
+    responses((status = 200, body = KeyWithSecret), (status = 404, body = crate::problem::Problem)))]
+pub async fn roll(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RollRequest>,
+) -> ApiResult<axum::Json<KeyWithSecret>> {
+    let mut key = load(&state, &caller, &id, Access::Write).await?;
+    let grace = parse_grace_period(body.grace_period_s)?;
+    let now = state.now();
+    let secret = Secret::generate();
+    let old = std::mem::replace(&mut key.secret, state.keyring.seal(key.id.as_str(), &secret));
+    key.previous_secret =
+        (grace > chrono::Duration::zero()).then(|| GraceSecret { sealed: old, valid_until: now + grace });
+    key.rolled_at = Some(now);
+    key.updated_at = now;
+    save(&state, &caller, ip, &key, false, "key.roll", json!({"grace_period_s": grace.num_seconds()})).await?;
+    let key = KeyView::new(&key, &state.index, &state.usage, now);
+    Ok(axum::Json(KeyWithSecret { key, secret }))
+}
+
+async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, locked: bool) -> ApiResult<KeyRecord> {
+    let mut key = load(state, caller, id, Access::Write).await?;
+    if key.locked != locked {
+        key.locked = locked;
+        key.updated_at = state.now();
+        let action = if locked { "key.lock" } else { "key.unlock" };
+        save(state, caller, ip, &key, false, action, json!({})).await?;
+    }
+    Ok(key)
+}
+
+/// Disables a key without changing its secret or roles.
+#[utoipa::path(post, path = "/v1/keys/{id}/lock", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem)))]
+pub async fn lock(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    let key = set_locked(&state, &caller, ip, &id, true).await?;
+    Ok(view(&state, &key))
+}
+
+/// Re-enables a locked key.
+#[utoipa::path(post, path = "/v1/keys/{id}/unlock", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem)))]
+pub async fn unlock(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<KeyView>> {
+    let key = set_locked(&state, &caller, ip, &id, false).await?;
+    Ok(view(&state, &key))
+}
+
+async fn delete_key(state: &AppState, caller: &Principal, ip: IpAddr, id: &str) -> ApiResult<()> {
+    let key = load(state, caller, id, Access::Write).await?;
+    let event = audit_event(
+        caller,
+        ip,
+        state.now(),
+        key.org_id.as_str(),
+        "key.delete",
+        ("key", key.id.as_str()),
+        json!({"name": key.name}),
+    );
+    if !state.store.delete_key(&key.id, &event).await? {
+        return Err(CoreError::NotFound { what: "key" }.into());
+    }
+    state.index.refresh_key(state.store.as_ref(), &key.id).await?;
+    Ok(())
+}
+
+/// Revokes a key for good; its id is never reused.
+#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::problem::Problem)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    delete_key(&state, &caller, ip, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /v1/keys/bulk`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// `lock`, `unlock` or `delete`.
+    action: String,
+    /// 1–1000 key ids.
+    ids: Vec<String>,
+}
+
+/// Locks, unlocks or deletes many keys; each id succeeds or fails on its own.
+#[utoipa::path(post, path = "/v1/keys/bulk", tag = "keys", request_body = BulkRequest,
+    responses((status = 200, body = BulkResponse), (status = 422, body = crate::problem::Problem)))]
+pub async fn bulk(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<BulkRequest>,
+) -> ApiResult<axum::Json<BulkResponse>> {
+    if !matches!(body.action.as_str(), "lock" | "unlock" | "delete") {
+        return Err(ApiError::field("action", "must be lock, unlock or delete"));
+    }
+    if body.ids.is_empty() || body.ids.len() > 1000 {
+        return Err(ApiError::field("ids", "must list 1 to 1000 key ids"));
+    }
+    let mut results = Vec::with_capacity(body.ids.len());
+    for id in body.ids {
+        let outcome = match body.action.as_str() {
+            "lock" => set_locked(&state, &caller, ip, &id, true).await.map(drop),
+            "unlock" => set_locked(&state, &caller, ip, &id, false).await.map(drop),
+            _ => delete_key(&state, &caller, ip, &id).await,
+        };
+        let code = match outcome {
+            Ok(()) => None,
+            Err(ApiError::Core(CoreError::NotFound { .. })) => Some("not_found".to_owned()),
+            Err(ApiError::Core(CoreError::Forbidden { .. })) => Some("insufficient_permissions".to_owned()),
+            Err(e) => {
+                tracing::error!(error = %e, "bulk action failed for one key");
+                Some("internal_error".to_owned())
+            }
+        };
+        results.push(BulkResult { id, ok: code.is_none(), code });
+    }
+    Ok(axum::Json(BulkResponse { results }))
+}

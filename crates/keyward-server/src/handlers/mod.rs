@@ -1,0 +1,6 @@
+//! Request handlers, one module per resource.
+
+pub mod keys;
+pub mod me;
+pub mod ops;
+pub mod orgs;

@@ -1,0 +1,150 @@
+//! `/v1/orgs`: organizations and their settings.
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ClientIp};
+use crate::problem::{ApiError, ApiResult};
+use crate::state::{AppState, audit_event};
+use crate::views::OrgView;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use keyward_core::CoreError;
+use keyward_core::FieldError;
+use keyward_core::ids::OrgId;
+use keyward_core::model::{DEFAULT_EXPIRY_DAYS_RANGE, MAX_KEYS_PER_USER_RANGE, Org, OrgSettings};
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+
+/// Organizations the caller can see.
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, body = Vec<OrgView>)))]
+pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<axum::Json<Vec<OrgView>>> {
+    let orgs = state.store.list_orgs().await?;
+    Ok(axum::Json(orgs.iter().filter(|o| caller.sees_org(&o.id)).map(OrgView::from).collect()))
+}
+
+/// Body of `POST /v1/orgs`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrgRequest {
+    name: Option<String>,
+}
+
+fn check_org_name(name: &str) -> Result<(), ApiError> {
+    let n = name.chars().count();
+    if n == 0 || n > 255 || name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(ApiError::field("name", "must be 1 to 255 characters, not blank"));
+    }
+    Ok(())
+}
+
+/// Creates an organization (account admins only).
+#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrgRequest,
+    responses((status = 201, body = OrgView), (status = 403, body = crate::problem::Problem)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<CreateOrgRequest>,
+) -> ApiResult<impl IntoResponse> {
+    if !caller.cross_org {
+        return Err(CoreError::forbidden("only an account_admin creates organizations").into());
+    }
+    let name = body.name.unwrap_or_default();
+    check_org_name(&name)?;
+    let org = Org { id: OrgId::generate(), name, settings: OrgSettings::default(), created_at: state.now() };
+    let event = audit_event(
+        &caller,
+        ip,
+        state.now(),
+        org.id.as_str(),
+        "org.create",
+        ("org", org.id.as_str()),
+        json!({"name": org.name}),
+    );
+    state.store.insert_org(&org, &event).await?;
+    state.index.reload(state.store.as_ref()).await?;
+    Ok((StatusCode::CREATED, axum::Json(OrgView::from(&org))))
+}
+
+async fn load(state: &AppState, caller: &keyward_core::policy::Principal, id: &str) -> ApiResult<Org> {
+    let id = OrgId::from_trusted(id);
+    if !caller.sees_org(&id) {
+        return Err(CoreError::NotFound { what: "organization" }.into());
+    }
+    Ok(state.store.get_org(&id).await?.ok_or(CoreError::NotFound { what: "organization" })?)
+}
+
+/// One organization and its settings.
+#[utoipa::path(get, path = "/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)),
+    responses((status = 200, body = OrgView), (status = 404, body = crate::problem::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<OrgView>> {
+    Ok(axum::Json(OrgView::from(&load(&state, &caller, &id).await?)))
+}
+
+/// Body of `PATCH /v1/orgs/{id}`; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrgRequest {
+    name: Option<String>,
+    /// 1–100000.
+    max_keys_per_user: Option<i64>,
+    /// 1–36500, or `null` for keys without expiry.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, nullable)]
+    default_expiry_days: Option<Option<i64>>,
+    allow_direct_secret: Option<bool>,
+}
+
+fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// Changes an organization's name or settings.
+#[utoipa::path(patch, path = "/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)), request_body = UpdateOrgRequest,
+    responses((status = 200, body = OrgView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateOrgRequest>,
+) -> ApiResult<axum::Json<OrgView>> {
+    let mut org = load(&state, &caller, &id).await?;
+    let mut problems = Vec::new();
+    if let Some(name) = body.name {
+        match check_org_name(&name) {
+            Ok(()) => org.name = name,
+            Err(_) => problems.push(FieldError::new("name", "must be 1 to 255 characters, not blank")),
+        }
+    }
+    if let Some(max) = body.max_keys_per_user {
+        match u32::try_from(max).ok().filter(|m| MAX_KEYS_PER_USER_RANGE.contains(m)) {
+            Some(m) => org.settings.max_keys_per_user = m,
+            None => problems.push(FieldError::new("max_keys_per_user", "must be 1 to 100000")),
+        }
+    }
+    match body.default_expiry_days {
+        None => {}
+        Some(None) => org.settings.default_expiry_days = None,
+        Some(Some(d)) => match u32::try_from(d).ok().filter(|d| DEFAULT_EXPIRY_DAYS_RANGE.contains(d)) {
+            Some(d) => org.settings.default_expiry_days = Some(d),
+            None => problems.push(FieldError::new("default_expiry_days", "must be 1 to 36500, or null")),
+        },
+    }
+    if let Some(allow) = body.allow_direct_secret {
+        org.settings.allow_direct_secret = allow;
+    }
+    if !problems.is_empty() {
+        return Err(CoreError::Validation(problems).into());
+    }
+    let details = json!({"name": org.name, "max_keys_per_user": org.settings.max_keys_per_user,
+        "default_expiry_days": org.settings.default_expiry_days, "allow_direct_secret": org.settings.allow_direct_secret});
+    let event = audit_event(&caller, ip, state.now(), org.id.as_str(), "org.update", ("org", org.id.as_str()), details);
+    state.store.update_org(&org, &event).await?;
+    state.index.reload(state.store.as_ref()).await?;
+    Ok(axum::Json(OrgView::from(&org)))
+}

@@ -1,0 +1,231 @@
+//! The in-memory index of keys and the directory their permissions come from,
+//! so authenticating a request reads no database row. It is refreshed from the
+//! store by the same code path that writes the store.
+
+use keyward_core::clock::Timestamp;
+use keyward_core::crypto::{Keyring, SecretDigest};
+use keyward_core::ids::{KeyId, OrgId, UserId};
+use keyward_core::key::{AuthFailure, KeyState, check_key_state};
+use keyward_core::model::{KeyRecord, Org, UserStatus, builtin_roles};
+use keyward_core::permission::PermissionSet;
+use keyward_core::policy::{AuthMethod, Directory, Principal};
+use keyward_core::secret::{Secret, SecretShape, shape};
+use keyward_core::store::{KeyUsage, Store, StoreError};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// One key as the credential check needs it.
+#[derive(Debug)]
+pub struct IndexedKey {
+    pub record: KeyRecord,
+    pub permissions: PermissionSet,
+    pub cross_org: bool,
+    pub state: KeyState,
+}
+
+#[derive(Default)]
+struct Snapshot {
+    directory: Directory,
+    keys: HashMap<KeyId, Arc<IndexedKey>>,
+    /// Current and in-grace secret digests → key id.
+    by_digest: HashMap<[u8; 32], KeyId>,
+}
+
+impl Snapshot {
+    fn index_key(&self, record: KeyRecord) -> IndexedKey {
+        let owner_disabled = self.directory.users.get(&record.owner_id).is_none_or(|u| u.status != UserStatus::Active);
+        IndexedKey {
+            permissions: self.directory.key_permissions(&record),
+            cross_org: self.directory.key_is_cross_org(&record),
+            state: KeyState {
+                locked: record.locked || owner_disabled,
+                expires_at: record.expires_at,
+                network_restrictions: record.network_restrictions.clone(),
+            },
+            record,
+        }
+    }
+
+    fn insert(&mut self, record: KeyRecord) {
+        self.remove(&record.id);
+        let id = record.id.clone();
+        self.by_digest.insert(record.secret.digest.0, id.clone());
+        if let Some(prev) = &record.previous_secret {
+            self.by_digest.insert(prev.sealed.digest.0, id.clone());
+        }
+        let indexed = self.index_key(record);
+        self.keys.insert(id, Arc::new(indexed));
+    }
+
+    fn remove(&mut self, id: &KeyId) {
+        if let Some(old) = self.keys.remove(id) {
+            self.by_digest.remove(&old.record.secret.digest.0);
+            if let Some(prev) = &old.record.previous_secret {
+                self.by_digest.remove(&prev.sealed.digest.0);
+            }
+        }
+    }
+}
+
+/// A presented credential.
+pub enum Credential {
+    /// `Basic id:secret`.
+    IdAndSecret(String, Secret),
+    /// `Bearer <secret>`.
+    Secret(Secret),
+}
+
+/// The index. Reads take a shared lock for microseconds; writes rebuild entries
+/// from the store under `refresh`, so the newest committed state always wins.
+pub struct KeyIndex {
+    snapshot: RwLock<Snapshot>,
+    refresh: tokio::sync::Mutex<()>,
+    keyring: Arc<Keyring>,
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("the key index lock was poisoned".into())
+}
+
+impl KeyIndex {
+    pub fn new(keyring: Arc<Keyring>) -> Self {
+        Self { snapshot: RwLock::new(Snapshot::default()), refresh: tokio::sync::Mutex::new(()), keyring }
+    }
+
+    /// Reloads everything from the store (start-up, and after org, user or role changes).
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _guard = self.refresh.lock().await;
+        let mut roles = builtin_roles();
+        roles.extend(store.list_roles().await?);
+        let directory =
+            Directory::new(store.list_orgs().await?, store.list_users().await?, roles, store.list_scopes().await?);
+        let mut fresh = Snapshot { directory, ..Snapshot::default() };
+        for key in store.all_keys().await? {
+            fresh.insert(key);
+        }
+        *self.snapshot.write().map_err(|_| poisoned())? = fresh;
+        Ok(())
+    }
+
+    /// Re-reads one key from the store after a write to it.
+    pub async fn refresh_key(&self, store: &dyn Store, id: &KeyId) -> Result<(), StoreError> {
+        let _guard = self.refresh.lock().await;
+        let record = store.get_key(id).await?;
+        let mut snap = self.snapshot.write().map_err(|_| poisoned())?;
+        match record {
+            Some(r) => snap.insert(r),
+            None => snap.remove(id),
+        }
+        Ok(())
+    }
+
+    /// Reads the directory (a clone, for decisions that span several lookups).
+    pub fn directory(&self) -> Directory {
+        self.snapshot.read().map(|s| s.directory.clone()).unwrap_or_default()
+    }
+
+    pub fn org(&self, id: &OrgId) -> Option<Org> {
+        self.snapshot.read().ok()?.directory.orgs.get(id).cloned()
+    }
+
+    pub fn user(&self, id: &UserId) -> Option<keyward_core::model::User> {
+        self.snapshot.read().ok()?.directory.users.get(id).cloned()
+    }
+
+    pub fn key(&self, id: &KeyId) -> Option<Arc<IndexedKey>> {
+        self.snapshot.read().ok()?.keys.get(id).cloned()
+    }
+
+    /// Effective permissions of a key (empty if it is not indexed).
+    pub fn key_permissions(&self, id: &KeyId) -> PermissionSet {
+        self.key(id).map(|k| k.permissions.clone()).unwrap_or_default()
+    }
+
+    /// Judges a credential: `invalid_credentials`, `key_locked`, `key_expired`,
+    /// `ip_not_allowed`, in that order. Touches no database row.
+    pub fn authenticate(
+        &self,
+        credential: &Credential,
+        now: Timestamp,
+        source: IpAddr,
+    ) -> Result<Principal, AuthFailure> {
+        let secret = match credential {
+            Credential::IdAndSecret(_, s) | Credential::Secret(s) => s,
+        };
+        if shape(secret.expose()) == SecretShape::BadChecksum {
+            return Err(AuthFailure::InvalidCredentials);
+        }
+        // The digest is computed before any lookup, so unknown ids cost the same time.
+        let digest = self.keyring.digest(secret);
+        let snap = self.snapshot.read().map_err(|_| AuthFailure::InvalidCredentials)?;
+        let key = match credential {
+            Credential::IdAndSecret(id, _) => snap.keys.get(&KeyId::from_trusted(id.clone())),
+            Credential::Secret(_) => snap.by_digest.get(&digest.0).and_then(|id| snap.keys.get(id)),
+        }
+        .ok_or(AuthFailure::InvalidCredentials)?;
+        if !secret_matches(&key.record, &digest, now) {
+            return Err(AuthFailure::InvalidCredentials);
+        }
+        check_key_state(&key.state, now, source)?;
+        let allow_direct = snap.directory.orgs.get(&key.record.org_id).is_some_and(|o| o.settings.allow_direct_secret);
+        if !allow_direct {
+            return Err(AuthFailure::InvalidCredentials);
+        }
+        Ok(Principal {
+            user_id: key.record.owner_id.clone(),
+            org_id: key.record.org_id.clone(),
+            key_id: Some(key.record.id.clone()),
+            permissions: key.permissions.clone(),
+            cross_org: key.cross_org,
+            auth_method: AuthMethod::Secret,
+        })
+    }
+}
+
+/// The current secret, or the previous one within its grace period (constant-time compares).
+fn secret_matches(key: &KeyRecord, digest: &SecretDigest, now: Timestamp) -> bool {
+    let current = key.secret.digest.ct_eq(digest);
+    let previous = key.previous_secret.as_ref().is_some_and(|p| p.sealed.digest.ct_eq(digest) && now < p.valid_until);
+    current | previous
+}
+
+/// Last-used times waiting to be written: at most one pending entry per key,
+/// flushed in one transaction every few seconds.
+#[derive(Default)]
+pub struct UsageRecorder {
+    pending: Mutex<HashMap<KeyId, (Timestamp, IpAddr)>>,
+}
+
+impl UsageRecorder {
+    pub fn touch(&self, key: &KeyId, at: Timestamp, ip: IpAddr) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(key.clone(), (at, ip));
+        }
+    }
+
+    /// A use not yet written, so responses show it before the flush.
+    pub fn pending(&self, key: &KeyId) -> Option<(Timestamp, IpAddr)> {
+        self.pending.lock().ok()?.get(key).copied()
+    }
+
+    /// Writes what is pending; on failure the batch is put back for the next try.
+    pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
+        let batch: Vec<KeyUsage> = match self.pending.lock() {
+            Ok(mut p) => p.drain().map(|(key_id, (at, ip))| KeyUsage { key_id, at, ip }).collect(),
+            Err(_) => return Err(poisoned()),
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = store.record_key_usage(&batch).await {
+            if let Ok(mut p) = self.pending.lock() {
+                for u in batch {
+                    p.entry(u.key_id).or_insert((u.at, u.ip));
+                }
+            }
+            return Err(e);
+        }
+        Ok(batch.len())
+    }
+}

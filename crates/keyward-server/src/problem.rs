@@ -1,0 +1,128 @@
+//! The one mapping from errors to RFC 9457 problem documents.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keyward_core::key::AuthFailure;
+use keyward_core::{CoreError, FieldError};
+use serde::Serialize;
+
+/// A problem document as sent to clients.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable machine-readable code, e.g. `key_limit_reached`.
+    pub code: String,
+    /// The first rejected field, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Every rejected field, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// Any error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("authentication failed: {}", .0.code())]
+    Unauthorized(AuthFailure),
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<keyward_core::store::StoreError> for ApiError {
+    fn from(e: keyward_core::store::StoreError) -> Self {
+        ApiError::Core(e.into())
+    }
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Core(CoreError::field(field, message))
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String, Vec<FieldError>) {
+        match self {
+            ApiError::Core(CoreError::Validation(errors)) => {
+                let detail =
+                    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail, errors.clone())
+            }
+            ApiError::Core(CoreError::NotFound { what }) => {
+                (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), vec![])
+            }
+            ApiError::Core(CoreError::Conflict { code, detail }) => {
+                (StatusCode::CONFLICT, code, detail.clone(), vec![])
+            }
+            ApiError::Core(CoreError::Forbidden { detail }) => {
+                (StatusCode::FORBIDDEN, "insufficient_permissions", detail.clone(), vec![])
+            }
+            ApiError::Core(CoreError::Store(_) | CoreError::Internal(_)) | ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the server could not complete the request; the cause is in its log".into(),
+                vec![],
+            ),
+            ApiError::Unauthorized(f) => (StatusCode::UNAUTHORIZED, f.code(), auth_detail(*f).into(), vec![]),
+            ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail.clone(), vec![]),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json".into(),
+                vec![],
+            ),
+        }
+    }
+}
+
+fn auth_detail(f: AuthFailure) -> &'static str {
+    match f {
+        AuthFailure::InvalidCredentials => "the credentials are missing, unknown or wrong",
+        AuthFailure::KeyLocked => "this API key is locked",
+        AuthFailure::KeyExpired => "this API key has expired",
+        AuthFailure::IpNotAllowed => "this API key may not be used from this network address",
+    }
+}
+
+/// Builds a problem response; also used where no `ApiError` exists (fallback routes).
+pub fn problem_response(status: StatusCode, code: &str, detail: String, errors: Vec<FieldError>) -> Response {
+    let body = Problem {
+        type_: format!("urn:keyward:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail,
+        code: code.to_owned(),
+        field: errors.first().map(|e| e.field.clone()),
+        errors,
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail, errors) = self.parts();
+        if status.is_server_error() {
+            // The cause goes to the log (inside the request's span), never to the client.
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut resp = problem_response(status, code, detail, errors);
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\", Bearer, Hawk"));
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,52 @@
+//! Shared application state, handed to every handler.
+
+use crate::config::Config;
+use crate::index::{KeyIndex, UsageRecorder};
+use keyward_core::audit::AuditEvent;
+use keyward_core::clock::{Clock, Timestamp};
+use keyward_core::crypto::Keyring;
+use keyward_core::policy::Principal;
+use keyward_core::store::Store;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Everything a handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub keyring: Arc<Keyring>,
+    pub index: Arc<KeyIndex>,
+    pub usage: Arc<UsageRecorder>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// Builds the audit event for an action a principal took.
+pub fn audit_event(
+    who: &Principal,
+    ip: IpAddr,
+    at: Timestamp,
+    org: &str,
+    action: &str,
+    target: (&str, &str),
+    details: serde_json::Value,
+) -> AuditEvent {
+    AuditEvent {
+        at,
+        org_id: org.to_owned(),
+        actor_id: who.user_id.to_string(),
+        actor_key_id: who.key_id.as_ref().map(ToString::to_string),
+        source_ip: Some(ip.to_string()),
+        action: action.to_owned(),
+        target_type: target.0.to_owned(),
+        target_id: target.1.to_owned(),
+        outcome: "success".to_owned(),
+        details,
+    }
+}

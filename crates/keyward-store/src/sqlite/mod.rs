@@ -1,0 +1,519 @@
+//! The embedded SQLite store: WAL, foreign keys on, synchronous commits, one
+//! writer connection (SQLite has one writer anyway) beside a pool of readers.
+
+mod rows;
+
+use crate::backend;
+use async_trait::async_trait;
+use keyward_core::audit::{AuditEvent, GENESIS_HASH, chain_hash};
+use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::key::KeyLimits;
+use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
+use keyward_core::store::{KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
+use rows::{KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+const KEY_COLUMNS: &str = "k.id, k.org_id, k.owner_id, k.name, k.description, k.comment, k.scopes, k.expires_at, \
+    k.locked, k.network_restrictions, k.reauth_timeout_s, k.created_at, k.created_by, k.updated_at, k.rolled_at, \
+    k.last_used_at, k.last_used_ip, k.imported, k.secret_digest, k.secret_ciphertext, k.prev_secret_digest, \
+    k.prev_secret_ciphertext, k.prev_valid_until, \
+    (SELECT json_group_array(role_id) FROM (SELECT role_id FROM key_roles WHERE key_id = k.id ORDER BY role_id)) AS roles";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        Self::open_with(options).await
+    }
+
+    /// Opens a `sqlite:` URL.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url).map_err(backend)?.create_if_missing(true);
+        Self::open_with(options).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit acknowledged to a client is on disk, even across power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(backend)?;
+        MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let reader =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await.map_err(backend)?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// Appends an audit entry to its org's hash chain, inside the caller's transaction.
+async fn append_audit(tx: &mut SqliteConnection, e: &AuditEvent) -> Result<(), StoreError> {
+    let prev: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit WHERE org_id = ? ORDER BY seq DESC LIMIT 1")
+            .bind(&e.org_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+    let last_seq: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit").fetch_one(&mut *tx).await.map_err(backend)?;
+    let seq = last_seq + 1;
+    let prev_hash = prev.map_or_else(|| GENESIS_HASH.to_owned(), |(_, h)| h);
+    let hash = chain_hash(seq, e, &prev_hash);
+    sqlx::query(
+        "INSERT INTO audit (seq, org_id, at, actor_id, actor_key_id, source_ip, action, target_type, target_id, outcome, details, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(&e.org_id)
+    .bind(secs(e.at))
+    .bind(&e.actor_id)
+    .bind(&e.actor_key_id)
+    .bind(&e.source_ip)
+    .bind(&e.action)
+    .bind(&e.target_type)
+    .bind(&e.target_id)
+    .bind(&e.outcome)
+    .bind(e.details.to_string())
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+async fn insert_org_row(tx: &mut SqliteConnection, org: &Org) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO orgs (id, name, max_keys_per_user, default_expiry_days, allow_direct_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(org.id.as_str())
+        .bind(&org.name)
+        .bind(org.settings.max_keys_per_user)
+        .bind(org.settings.default_expiry_days)
+        .bind(org.settings.allow_direct_secret)
+        .bind(secs(org.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+async fn insert_user_row(tx: &mut SqliteConnection, user: &User) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO users (id, org_id, name, email, kind, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(user.id.as_str())
+        .bind(user.org_id.as_str())
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(rows::kind_str(user.kind))
+        .bind(rows::user_status_str(user.status))
+        .bind(secs(user.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    for role in &user.roles {
+        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES (?, ?)")
+            .bind(user.id.as_str())
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Writes a key's row and its roles: an insert, or a full replacement.
+async fn write_key_row(tx: &mut SqliteConnection, k: &KeyRecord, replace: bool) -> Result<(), StoreError> {
+    let row = KeyRow::from_record(k);
+    let sql = if replace {
+        "UPDATE keys SET org_id = ?2, owner_id = ?3, name = ?4, description = ?5, comment = ?6, scopes = ?7, expires_at = ?8, \
+         locked = ?9, network_restrictions = ?10, reauth_timeout_s = ?11, created_at = ?12, created_by = ?13, updated_at = ?14, \
+         rolled_at = ?15, last_used_at = ?16, last_used_ip = ?17, imported = ?18, secret_digest = ?19, secret_ciphertext = ?20, \
+         prev_secret_digest = ?21, prev_secret_ciphertext = ?22, prev_valid_until = ?23 WHERE id = ?1 AND deleted_at IS NULL"
+    } else {
+        "INSERT INTO keys (id, org_id, owner_id, name, description, comment, scopes, expires_at, locked, network_restrictions, \
+         reauth_timeout_s, created_at, created_by, updated_at, rolled_at, last_used_at, last_used_ip, imported, secret_digest, \
+         secret_ciphertext, prev_secret_digest, prev_secret_ciphertext, prev_valid_until) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+    };
+    let done = sqlx::query(sql)
+        .bind(&row.id)
+        .bind(&row.org_id)
+        .bind(&row.owner_id)
+        .bind(&row.name)
+        .bind(&row.description)
+        .bind(&row.comment)
+        .bind(&row.scopes)
+        .bind(row.expires_at)
+        .bind(row.locked)
+        .bind(&row.network_restrictions)
+        .bind(row.reauth_timeout_s)
+        .bind(row.created_at)
+        .bind(&row.created_by)
+        .bind(row.updated_at)
+        .bind(row.rolled_at)
+        .bind(row.last_used_at)
+        .bind(&row.last_used_ip)
+        .bind(row.imported)
+        .bind(&row.secret_digest)
+        .bind(&row.secret_ciphertext)
+        .bind(&row.prev_secret_digest)
+        .bind(&row.prev_secret_ciphertext)
+        .bind(row.prev_valid_until)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound { what: "key" });
+    }
+    sqlx::query("DELETE FROM key_roles WHERE key_id = ?").bind(&row.id).execute(&mut *tx).await.map_err(backend)?;
+    for role in &k.roles {
+        sqlx::query("INSERT INTO key_roles (key_id, role_id) VALUES (?, ?)")
+            .bind(&row.id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Checks the owner's limits as they stand inside the transaction, after the write.
+async fn check_limits(tx: &mut SqliteConnection, owner: &str, limits: &KeyLimits) -> Result<(), StoreError> {
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keys WHERE owner_id = ? AND deleted_at IS NULL")
+        .bind(owner)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let mut role_counts = Vec::with_capacity(limits.role_caps.len());
+    for (role, _) in &limits.role_caps {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM keys k JOIN key_roles kr ON kr.key_id = k.id \
+             WHERE k.owner_id = ? AND kr.role_id = ? AND k.deleted_at IS NULL",
+        )
+        .bind(owner)
+        .bind(role.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        role_counts.push((role.clone(), u64::try_from(n).unwrap_or(0)));
+    }
+    limits.check(u64::try_from(total).unwrap_or(0), &role_counts)
+}
+
+/// Adds the WHERE clause shared by the key list and its counts.
+fn push_key_filter(qb: &mut QueryBuilder<'_, Sqlite>, query: &KeyQuery) {
+    qb.push(" WHERE k.deleted_at IS NULL");
+    if let Some(org) = &query.org_id {
+        qb.push(" AND k.org_id = ").push_bind(org.as_str().to_owned());
+    }
+    if let Some(owner) = &query.owner_id {
+        qb.push(" AND k.owner_id = ").push_bind(owner.as_str().to_owned());
+    }
+    if let Some(role) = &query.role_id {
+        qb.push(" AND EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id AND kr.role_id = ")
+            .push_bind(role.as_str().to_owned())
+            .push(")");
+    }
+    if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        qb.push(" AND (");
+        for (i, col) in ["k.id", "k.name", "k.description", "k.comment"].iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push(*col).push(" LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
+        }
+        qb.push(")");
+    }
+}
+
+fn push_status_filter(qb: &mut QueryBuilder<'_, Sqlite>, status: KeyStatus, now: i64) {
+    match status {
+        KeyStatus::Locked => qb.push(" AND k.locked = 1"),
+        KeyStatus::Expired => {
+            qb.push(" AND k.locked = 0 AND k.expires_at IS NOT NULL AND k.expires_at <= ").push_bind(now)
+        }
+        KeyStatus::Active => {
+            qb.push(" AND k.locked = 0 AND (k.expires_at IS NULL OR k.expires_at > ").push_bind(now).push(")")
+        }
+    };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_meta(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)
+    }
+
+    async fn init_meta(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        sqlx::query("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let stored: String = sqlx::query_scalar("SELECT value FROM meta WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
+    }
+
+    async fn bootstrap(
+        &self,
+        org: &Org,
+        admin: &User,
+        key: &KeyRecord,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs").fetch_one(&mut *tx).await.map_err(backend)?;
+        if orgs > 0 {
+            return Ok(false);
+        }
+        insert_org_row(&mut tx, org).await?;
+        insert_user_row(&mut tx, admin).await?;
+        write_key_row(&mut tx, key, false).await?;
+        for e in events {
+            append_audit(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
+        let rows: Vec<OrgRow> = sqlx::query_as("SELECT * FROM orgs ORDER BY created_at, id")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        rows.into_iter().map(OrgRow::into_org).collect()
+    }
+
+    async fn get_org(&self, id: &OrgId) -> Result<Option<Org>, StoreError> {
+        let row: Option<OrgRow> = sqlx::query_as("SELECT * FROM orgs WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        row.map(OrgRow::into_org).transpose()
+    }
+
+    async fn insert_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        insert_org_row(&mut tx, org).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn update_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let done = sqlx::query("UPDATE orgs SET name = ?, max_keys_per_user = ?, default_expiry_days = ?, allow_direct_secret = ? WHERE id = ?")
+            .bind(&org.name)
+            .bind(org.settings.max_keys_per_user)
+            .bind(org.settings.default_expiry_days)
+            .bind(org.settings.allow_direct_secret)
+            .bind(org.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "organization" });
+        }
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT u.*, (SELECT json_group_array(role_id) FROM (SELECT role_id FROM user_roles WHERE user_id = u.id ORDER BY role_id)) AS roles \
+             FROM users u ORDER BY u.created_at, u.id",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        let rows: Vec<RoleRow> =
+            sqlx::query_as("SELECT * FROM roles ORDER BY name").fetch_all(&self.reader).await.map_err(backend)?;
+        rows.into_iter().map(RoleRow::into_role).collect()
+    }
+
+    async fn list_scopes(&self) -> Result<Vec<ScopeDef>, StoreError> {
+        let rows: Vec<ScopeRow> =
+            sqlx::query_as("SELECT * FROM scopes ORDER BY name").fetch_all(&self.reader).await.map_err(backend)?;
+        rows.into_iter().map(ScopeRow::into_scope).collect()
+    }
+
+    async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys k WHERE k.id = ? AND k.deleted_at IS NULL");
+        let row: Option<KeyRow> =
+            sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(&self.reader).await.map_err(backend)?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    async fn all_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys k WHERE k.deleted_at IS NULL");
+        let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&self.reader).await.map_err(backend)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+
+    async fn list_keys(&self, query: &KeyQuery) -> Result<KeyPage, StoreError> {
+        let now = secs(query.now);
+        let soon = secs(query.now + chrono::Duration::days(30));
+
+        let mut counts_q = QueryBuilder::<Sqlite>::new("SELECT ");
+        counts_q
+            .push("COALESCE(SUM(CASE WHEN k.locked = 0 AND (k.expires_at IS NULL OR k.expires_at > ")
+            .push_bind(now)
+            .push(") THEN 1 ELSE 0 END), 0), COALESCE(SUM(k.locked), 0), ")
+            .push("COALESCE(SUM(CASE WHEN k.locked = 0 AND k.expires_at <= ")
+            .push_bind(now)
+            .push(" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN k.locked = 0 AND k.expires_at > ")
+            .push_bind(now)
+            .push(" AND k.expires_at <= ")
+            .push_bind(soon)
+            .push(" THEN 1 ELSE 0 END), 0) FROM keys k");
+        push_key_filter(&mut counts_q, query);
+        let (active, locked, expired, expiring): (i64, i64, i64, i64) =
+            counts_q.build_query_as().fetch_one(&self.reader).await.map_err(backend)?;
+        let counts = StatusCounts {
+            active: u64::try_from(active).unwrap_or(0),
+            locked: u64::try_from(locked).unwrap_or(0),
+            expired: u64::try_from(expired).unwrap_or(0),
+            expiring_30d: u64::try_from(expiring).unwrap_or(0),
+        };
+        let total = match query.status {
+            None => counts.active + counts.locked + counts.expired,
+            Some(KeyStatus::Active) => counts.active,
+            Some(KeyStatus::Locked) => counts.locked,
+            Some(KeyStatus::Expired) => counts.expired,
+        };
+
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {KEY_COLUMNS} FROM keys k"));
+        push_key_filter(&mut qb, query);
+        if let Some(status) = query.status {
+            push_status_filter(&mut qb, status, now);
+        }
+        let dir = if query.descending { " DESC" } else { " ASC" };
+        qb.push(" ORDER BY ");
+        match query.sort {
+            KeySort::Name => qb.push("k.name COLLATE NOCASE").push(dir),
+            KeySort::CreatedAt => qb.push("k.created_at").push(dir),
+            // Keys that never expire or were never used sort last either way.
+            KeySort::ExpiresAt => qb.push("k.expires_at IS NULL, k.expires_at").push(dir),
+            KeySort::LastUsedAt => qb.push("k.last_used_at IS NULL, k.last_used_at").push(dir),
+            KeySort::Status => qb
+                .push("CASE WHEN k.locked = 1 THEN 1 WHEN k.expires_at IS NOT NULL AND k.expires_at <= ")
+                .push_bind(now)
+                .push(" THEN 2 ELSE 0 END")
+                .push(dir),
+        };
+        qb.push(", k.id").push(dir);
+        qb.push(" LIMIT ").push_bind(i64::from(query.per_page));
+        qb.push(" OFFSET ").push_bind(i64::from(query.page.saturating_sub(1)) * i64::from(query.per_page));
+        let rows: Vec<KeyRow> = qb.build_query_as().fetch_all(&self.reader).await.map_err(backend)?;
+        let items = rows.into_iter().map(KeyRow::into_record).collect::<Result<_, _>>()?;
+        Ok(KeyPage { items, total, counts })
+    }
+
+    async fn insert_key(&self, key: &KeyRecord, limits: &KeyLimits, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        write_key_row(&mut tx, key, false).await?;
+        check_limits(&mut tx, key.owner_id.as_str(), limits).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn update_key(
+        &self,
+        key: &KeyRecord,
+        limits: Option<&KeyLimits>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        write_key_row(&mut tx, key, true).await?;
+        if let Some(limits) = limits {
+            check_limits(&mut tx, key.owner_id.as_str(), limits).await?;
+        }
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let done = sqlx::query(
+            "UPDATE keys SET deleted_at = ?, secret_digest = NULL, secret_ciphertext = NULL, prev_secret_digest = NULL, \
+             prev_secret_ciphertext = NULL, prev_valid_until = NULL WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(secs(event.at))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM key_roles WHERE key_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn record_key_usage(&self, batch: &[KeyUsage]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        for u in batch {
+            sqlx::query(
+                "UPDATE keys SET last_used_at = ?, last_used_ip = ? \
+                 WHERE id = ? AND deleted_at IS NULL AND (last_used_at IS NULL OR last_used_at <= ?)",
+            )
+            .bind(secs(u.at))
+            .bind(u.ip.to_string())
+            .bind(u.key_id.as_str())
+            .bind(secs(u.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}

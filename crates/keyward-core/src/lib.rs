@@ -6,6 +6,7 @@ pub mod audit;
 pub mod clock;
 pub mod crypto;
 pub mod error;
+pub mod hawk;
 pub mod ids;
 pub mod key;
 pub mod model;

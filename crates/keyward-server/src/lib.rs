@@ -107,7 +107,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .make_span_with(|req: &Request| {
                 // The matched route, never the raw URI: query strings can carry credentials.
                 let route = req.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str);
-                tracing::info_span!("request", method = %req.method(), route)
+                tracing::info_span!("request", method = %req.method(), route = %route)
             })
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
     );

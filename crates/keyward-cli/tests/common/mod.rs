@@ -1,0 +1,281 @@
+//! Test harness: starts the real `keyward` binary on an ephemeral port with a
+//! temporary data dir, captures everything it prints, and talks HTTP to it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support code
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A credential to call the API with.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
+impl Auth {
+    pub fn basic(id: &str, secret: &str) -> Self {
+        Auth::Basic(id.to_owned(), secret.to_owned())
+    }
+}
+
+/// A running server and everything it printed.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub admin: Auth,
+    pub admin_id: String,
+    pub admin_secret: String,
+    child: Option<Child>,
+    output: Arc<Mutex<String>>,
+    env: Vec<(String, String)>,
+    client: reqwest::Client,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.text)
+    }
+}
+
+impl Response {
+    /// Asserts a status and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        self.body
+    }
+
+    /// Asserts a problem document with this status and code, and returns it.
+    #[track_caller]
+    pub fn problem(self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        let ct = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(ct, "application/problem+json", "problem content type");
+        assert_eq!(self.body["code"], code, "body: {}", self.text);
+        for field in ["type", "title", "status", "detail"] {
+            assert!(!self.body[field].is_null(), "problem lacks {field}: {}", self.text);
+        }
+        assert_eq!(self.body["status"], status);
+        self.body
+    }
+}
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keyward"))
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with_env(vec![]).await
+    }
+
+    pub async fn start_with_env(env: Vec<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = env.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let mut server = TestServer {
+            dir,
+            base: String::new(),
+            admin: Auth::None,
+            admin_id: String::new(),
+            admin_secret: String::new(),
+            child: None,
+            output: Arc::new(Mutex::new(String::new())),
+            env,
+            client: reqwest::Client::new(),
+        };
+        server.launch().await;
+        let out = server.output();
+        server.admin_id = field_after(&out, "id:").expect("bootstrap id printed");
+        server.admin_secret = field_after(&out, "secret:").expect("bootstrap secret printed");
+        server.admin = Auth::basic(&server.admin_id, &server.admin_secret);
+        server
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Spawns the binary and waits until it listens.
+    async fn launch(&mut self) {
+        let start_mark = self.output.lock().unwrap().len();
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(self.data_dir());
+        cmd.env_remove("KEYWARD_MASTER_KEY").env("KEYWARD_LOG", "info,keyward_server=debug");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn keyward");
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let out = self.output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.output.lock().unwrap()[start_mark..].to_owned();
+            if let Some(addr) = field_after(&out, "addr=") {
+                self.base = format!("http://{addr}");
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("keyward exited with {status} before listening:\n{out}");
+            }
+            assert!(Instant::now() < deadline, "keyward did not start:\n{out}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Everything the server printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Stops the server gracefully (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "keyward did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Kills the server with SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+
+    pub async fn start_again_after_kill(&mut self) {
+        self.kill9();
+        self.launch().await;
+    }
+
+    /// Runs the binary once more on the same data dir and returns its exit status and output (for start-up failures).
+    pub fn run_and_wait(&self, extra_env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(self.data_dir());
+        cmd.env_remove("KEYWARD_MASTER_KEY");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (out.status, format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+
+    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Response {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        req = match auth {
+            Auth::None => req,
+            Auth::Basic(id, secret) => req.basic_auth(id, Some(secret)),
+            Auth::Bearer(token) => req.bearer_auth(token),
+        };
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Response { status, headers, body, text }
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Response {
+        self.call(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: Value) -> Response {
+        self.call(Method::POST, path, auth, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, auth: &Auth, body: Value) -> Response {
+        self.call(Method::PATCH, path, auth, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, auth: &Auth) -> Response {
+        self.call(Method::DELETE, path, auth, None).await
+    }
+
+    /// Sends a raw body with a content type.
+    pub async fn post_raw(&self, path: &str, auth: &Auth, content_type: &str, body: &str) -> Response {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .header("content-type", content_type)
+            .body(body.to_owned());
+        if let Auth::Basic(id, secret) = auth {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        Response { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
+    }
+
+    /// Creates a key as the admin and returns (key object, credential).
+    pub async fn create_key(&self, body: Value) -> (Value, Auth) {
+        let created = self.post("/v1/keys", &self.admin, body).await.expect(201);
+        let id = created["key"]["id"].as_str().unwrap().to_owned();
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        (created["key"].clone(), Auth::Basic(id, secret))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The whitespace-delimited token after `marker` in `text`, if any.
+pub fn field_after(text: &str, marker: &str) -> Option<String> {
+    let at = text.find(marker)? + marker.len();
+    text[at..].split_whitespace().next().map(|s| s.trim_matches('"').to_owned())
+}
+
+pub fn basic_header(id: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}

@@ -1,0 +1,1 @@
+//! Hawk 1.x request authentication, as pure functions over inputs and `now`.

@@ -2,6 +2,7 @@
 //! the authorization policy and the storage interface. No I/O happens here;
 //! time is always passed in.
 
+pub mod admin;
 pub mod audit;
 pub mod clock;
 pub mod crypto;

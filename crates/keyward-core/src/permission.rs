@@ -100,6 +100,16 @@ impl Catalog {
     }
 
     #[must_use]
+    pub fn contains_scope(&self, scope: &str) -> bool {
+        self.scopes.contains_key(scope)
+    }
+
+    /// The scopes and their resources, the service's own first.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.scopes.iter().map(|(s, r)| (s.as_str(), r.as_slice()))
+    }
+
+    #[must_use]
     pub fn contains(&self, scope: &str, resource: &str) -> bool {
         self.scopes.get(scope).is_some_and(|rs| rs.iter().any(|r| r == resource))
     }

@@ -49,7 +49,9 @@ impl Directory {
         self.roles.get(id).filter(|r| r.org_id.as_ref().is_none_or(|o| o == org))
     }
 
-    fn roles_permissions(&self, org: &OrgId, roles: &[RoleId]) -> PermissionSet {
+    /// What a list of roles grants in `org`.
+    #[must_use]
+    pub fn roles_permissions(&self, org: &OrgId, roles: &[RoleId]) -> PermissionSet {
         let patterns: Vec<&Permission> =
             roles.iter().filter_map(|r| self.role_in(org, r)).flat_map(|r| r.permissions.iter()).collect();
         PermissionSet::from_patterns(patterns, &self.catalog(org))
@@ -230,6 +232,51 @@ impl Principal {
             CoreError::NotFound { .. } => CoreError::NotFound { what: "user" },
             other => other,
         })
+    }
+
+    /// Checks roles the caller assigns to a user of `org`: each exists there,
+    /// only an account admin grants `account_admin`, and nobody grants more
+    /// than they hold.
+    pub fn check_role_assignment(&self, dir: &Directory, org: &OrgId, roles: &[RoleId]) -> Result<(), CoreError> {
+        let mut problems = Vec::new();
+        for (i, role) in roles.iter().enumerate() {
+            if dir.role_in(org, role).is_none() {
+                problems.push(FieldError::new(format!("roles[{i}]"), format!("no role `{role}` in this organization")));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(CoreError::Validation(problems));
+        }
+        if roles.iter().any(|r| r.as_str() == ACCOUNT_ADMIN) && !self.cross_org {
+            return Err(CoreError::forbidden("only an account_admin grants account_admin"));
+        }
+        self.check_within_own(&dir.roles_permissions(org, roles))
+    }
+
+    /// Checks a role definition the caller writes: its permissions exist in the
+    /// org's catalog and do not exceed the caller's.
+    pub fn check_role_definition(
+        &self,
+        dir: &Directory,
+        org: &OrgId,
+        permissions: &[Permission],
+    ) -> Result<(), CoreError> {
+        let catalog = dir.catalog(org);
+        let mut problems = Vec::new();
+        for (i, p) in permissions.iter().enumerate() {
+            let known = (p.scope == "*" || catalog.contains_scope(&p.scope))
+                && (p.resource == "*" || p.scope == "*" || catalog.contains(&p.scope, &p.resource));
+            if !known {
+                problems.push(FieldError::new(
+                    format!("permissions[{i}]"),
+                    format!("`{p}` names no scope and resource in the catalog"),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(CoreError::Validation(problems));
+        }
+        self.check_within_own(&PermissionSet::from_patterns(permissions, &catalog))
     }
 
     /// A key the caller creates or changes may not do more than the caller may.

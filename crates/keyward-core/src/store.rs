@@ -116,10 +116,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every user (of all orgs), for the in-memory directory.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    async fn insert_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Replaces a user's name, email, roles and status.
+    async fn update_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Deletes a user and every key they own, one audit entry per key; returns the deleted key ids.
+    async fn delete_user(&self, id: &UserId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError>;
+
     /// Every custom role (built-in roles are not stored).
     async fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
+    async fn insert_role(&self, role: &Role, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn update_role(&self, role: &Role, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Deletes a role, takes it from its holders and deletes every key that
+    /// carries it, one audit entry per key; returns the deleted key ids.
+    async fn delete_role(&self, id: &RoleId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError>;
+
     /// Every declared scope.
     async fn list_scopes(&self) -> Result<Vec<ScopeDef>, StoreError>;
+    async fn insert_scope(&self, scope: &ScopeDef, event: &AuditEvent) -> Result<(), StoreError>;
 
     /// A key that is not deleted.
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;

@@ -2,7 +2,7 @@
 //! place. The router is built from it, and tests walk it.
 
 use crate::auth::authorize;
-use crate::handlers::{keys, me, ops, orgs};
+use crate::handlers::{keys, me, ops, orgs, roles, scopes, users};
 use crate::problem::problem_response;
 use crate::state::AppState;
 use axum::Router;
@@ -42,6 +42,20 @@ fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (e("POST", "/v1/orgs", Need::Keyward("orgs", Write)), post(orgs::create)),
         (e("GET", "/v1/orgs/{id}", Need::Keyward("orgs", Read)), get(orgs::get)),
         (e("PATCH", "/v1/orgs/{id}", Need::Keyward("orgs", Write)), patch(orgs::patch)),
+        (e("GET", "/v1/users", Need::Keyward("users", Read)), get(users::list)),
+        (e("POST", "/v1/users", Need::Keyward("users", Write)), post(users::create)),
+        (e("GET", "/v1/users/{id}", Need::Keyward("users", Read)), get(users::get)),
+        (e("PATCH", "/v1/users/{id}", Need::Keyward("users", Write)), patch(users::patch)),
+        (e("DELETE", "/v1/users/{id}", Need::Keyward("users", Write)), delete(users::delete)),
+        (e("GET", "/v1/users/{id}/keys", Need::Keyward("keys", Read)), get(keys::list_for_user)),
+        (e("POST", "/v1/users/{id}/keys", Need::Keyward("keys", Write)), post(keys::create_for_user)),
+        (e("GET", "/v1/roles", Need::Keyward("roles", Read)), get(roles::list)),
+        (e("POST", "/v1/roles", Need::Keyward("roles", Write)), post(roles::create)),
+        (e("GET", "/v1/roles/{id}", Need::Keyward("roles", Read)), get(roles::get)),
+        (e("PATCH", "/v1/roles/{id}", Need::Keyward("roles", Write)), patch(roles::patch)),
+        (e("DELETE", "/v1/roles/{id}", Need::Keyward("roles", Write)), delete(roles::delete)),
+        (e("GET", "/v1/scopes", Need::Keyward("scopes", Read)), get(scopes::list)),
+        (e("POST", "/v1/scopes", Need::Keyward("scopes", Write)), post(scopes::create)),
     ]
 }
 
@@ -78,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         ops::healthz, ops::readyz, ops::openapi, me::me,
         keys::list, keys::create, keys::import, keys::bulk, keys::get, keys::patch, keys::delete, keys::roll, keys::lock, keys::unlock,
         orgs::list, orgs::create, orgs::get, orgs::patch,
+        users::list, users::create, users::get, users::patch, users::delete, keys::list_for_user, keys::create_for_user,
+        roles::list, roles::create, roles::get, roles::patch, roles::delete, scopes::list, scopes::create,
     ),
     components(schemas(crate::problem::Problem)),
     modifiers(&Security),

@@ -89,3 +89,28 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpNet]
     // Walk from the nearest hop back; the first address not a trusted proxy is the client.
     hops.iter().rev().find(|ip| !is_trusted(ip)).copied().or_else(|| hops.first().copied()).unwrap_or(peer)
 }
+
+/// Parses `page` (from 1) and `per_page` (10, 25, 50 or 100; default 25), adding any problem to `errors`.
+pub fn parse_paging(
+    page: Option<&str>,
+    per_page: Option<&str>,
+    errors: &mut Vec<keyward_core::FieldError>,
+) -> (u32, u32) {
+    let page = match page.map(str::parse::<u32>) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            errors.push(keyward_core::FieldError::new("page", "must be a whole number from 1"));
+            1
+        }
+    };
+    let per_page = match per_page.map(str::parse::<u32>) {
+        None => 25,
+        Some(Ok(n @ (10 | 25 | 50 | 100))) => n,
+        Some(_) => {
+            errors.push(keyward_core::FieldError::new("per_page", "must be 10, 25, 50 or 100"));
+            25
+        }
+    };
+    (page, per_page)
+}

@@ -214,3 +214,31 @@ pub struct MeView {
     pub permissions: Vec<String>,
     pub auth_method: AuthMethod,
 }
+
+/// One page of a list: the convention of every list endpoint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl<T> Page<T> {
+    /// Cuts one page out of a full, ordered list.
+    pub fn of(all: Vec<T>, page: u32, per_page: u32) -> Self {
+        let total = all.len() as u64;
+        let skip = (page.saturating_sub(1) as usize).saturating_mul(per_page as usize);
+        Self { items: all.into_iter().skip(skip).take(per_page as usize).collect(), total, page, per_page }
+    }
+}
+
+/// A scope of the catalog and its resources.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScopeView {
+    pub name: String,
+    pub description: String,
+    pub resources: Vec<String>,
+    /// The service's own scope, `keyward`.
+    pub builtin: bool,
+}

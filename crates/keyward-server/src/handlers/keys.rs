@@ -47,36 +47,23 @@ pub fn query_error(e: QueryRejection) -> ApiError {
 
 fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<KeyQuery, CoreError> {
     let mut errors = Vec::new();
-    let mut bad = |f: &str, m: &str| errors.push(keyward_core::FieldError::new(f, m));
     let status = p.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
         KeyStatus::parse(s).or_else(|| {
-            bad("status", "must be active, locked or expired");
+            errors.push(keyward_core::FieldError::new("status", "must be active, locked or expired"));
             None
         })
     });
     let (sort, descending) = match p.sort.as_deref().filter(|s| !s.is_empty()) {
         None => (KeySort::CreatedAt, true),
         Some(s) => KeySort::parse(s).unwrap_or_else(|| {
-            bad("sort", "must be name, created_at, expires_at, last_used_at or status, optionally prefixed with -");
+            errors.push(keyward_core::FieldError::new(
+                "sort",
+                "must be name, created_at, expires_at, last_used_at or status, optionally prefixed with -",
+            ));
             (KeySort::CreatedAt, true)
         }),
     };
-    let page = match p.page.as_deref().map(str::parse::<u32>) {
-        None => 1,
-        Some(Ok(n)) if n >= 1 => n,
-        Some(_) => {
-            bad("page", "must be a whole number from 1");
-            1
-        }
-    };
-    let per_page = match p.per_page.as_deref().map(str::parse::<u32>) {
-        None => 25,
-        Some(Ok(n @ (10 | 25 | 50 | 100))) => n,
-        Some(_) => {
-            bad("per_page", "must be 10, 25, 50 or 100");
-            25
-        }
-    };
+    let (page, per_page) = crate::extract::parse_paging(p.page.as_deref(), p.per_page.as_deref(), &mut errors);
     if !errors.is_empty() {
         return Err(CoreError::Validation(errors));
     }
@@ -119,8 +106,12 @@ pub async fn list(
     params: Result<Query<ListKeysParams>, QueryRejection>,
 ) -> ApiResult<axum::Json<KeyList>> {
     let Query(params) = params.map_err(query_error)?;
+    list_keys(&state, &caller, params).await
+}
+
+async fn list_keys(state: &AppState, caller: &Principal, params: ListKeysParams) -> ApiResult<axum::Json<KeyList>> {
     let now = state.now();
-    let query = parse_list(params, &caller, now)?;
+    let query = parse_list(params, caller, now)?;
     let page = state.store.list_keys(&query).await?;
     Ok(axum::Json(KeyList {
         items: page.items.iter().map(|k| KeyView::new(k, &state.index, &state.usage, now)).collect(),
@@ -462,4 +453,40 @@ pub async fn bulk(
         results.push(BulkResult { id, ok: code.is_none(), code });
     }
     Ok(axum::Json(BulkResponse { results }))
+}
+
+/// One user's keys (an admin's view of a Service Requestor, say).
+#[utoipa::path(get, path = "/v1/users/{id}/keys", tag = "users", params(("id" = String, Path), ListKeysParams),
+    responses((status = 200, body = KeyList), (status = 404, body = crate::problem::Problem)))]
+pub async fn list_for_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    params: Result<Query<ListKeysParams>, QueryRejection>,
+) -> ApiResult<axum::Json<KeyList>> {
+    let Query(mut params) = params.map_err(query_error)?;
+    let user = state.index.user(&UserId::from_trusted(id)).ok_or(CoreError::NotFound { what: "user" })?;
+    caller.check_key_access(&user.id, &user.org_id, Access::Read).map_err(|_| CoreError::NotFound { what: "user" })?;
+    params.owner_id = Some(user.id.to_string());
+    params.org_id = Some(user.org_id.to_string());
+    list_keys(&state, &caller, params).await
+}
+
+/// Creates a key for this user (admins; the usual case is a Service Requestor). The secret is in this response only.
+#[utoipa::path(post, path = "/v1/users/{id}/keys", tag = "users", params(("id" = String, Path)), request_body = CreateKeyRequest,
+    responses((status = 201, body = KeyWithSecret), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
+pub async fn create_for_user(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateKeyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    if body.owner_id.as_ref().is_some_and(|o| *o != id) {
+        return Err(ApiError::field("owner_id", "must be absent or equal to the user in the path"));
+    }
+    let spec = body.into_spec(false, state.now())?;
+    let (record, secret) = create_key(&state, &caller, ip, spec, Some(id)).await?;
+    let key = KeyView::new(&record, &state.index, &state.usage, state.now());
+    Ok((StatusCode::CREATED, axum::Json(KeyWithSecret { key, secret })))
 }

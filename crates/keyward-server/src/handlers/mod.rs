@@ -4,3 +4,6 @@ pub mod keys;
 pub mod me;
 pub mod ops;
 pub mod orgs;
+pub mod roles;
+pub mod scopes;
+pub mod users;

@@ -4,7 +4,7 @@ use crate::auth::Caller;
 use crate::extract::{ApiJson, ClientIp};
 use crate::problem::{ApiError, ApiResult};
 use crate::state::{AppState, audit_event};
-use crate::views::OrgView;
+use crate::views::{OrgView, Page};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -16,10 +16,12 @@ use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 /// Organizations the caller can see.
-#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, body = Vec<OrgView>)))]
-pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<axum::Json<Vec<OrgView>>> {
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, body = Page<OrgView>)))]
+pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<axum::Json<Page<OrgView>>> {
     let orgs = state.store.list_orgs().await?;
-    Ok(axum::Json(orgs.iter().filter(|o| caller.sees_org(&o.id)).map(OrgView::from).collect()))
+    let views: Vec<OrgView> = orgs.iter().filter(|o| caller.sees_org(&o.id)).map(OrgView::from).collect();
+    let n = u32::try_from(views.len()).unwrap_or(u32::MAX).max(1);
+    Ok(axum::Json(Page::of(views, 1, n)))
 }
 
 /// Body of `POST /v1/orgs`.

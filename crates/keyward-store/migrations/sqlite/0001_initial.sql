@@ -22,7 +22,9 @@ CREATE TABLE users (
     email      TEXT,
     kind       TEXT NOT NULL CHECK (kind IN ('human', 'service')),
     status     TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    -- Deleted users keep their row so their keys' history still names them.
+    deleted_at INTEGER
 );
 CREATE INDEX users_org ON users(org_id);
 

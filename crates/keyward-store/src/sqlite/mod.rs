@@ -6,7 +6,7 @@ mod rows;
 use crate::backend;
 use async_trait::async_trait;
 use keyward_core::audit::{AuditEvent, GENESIS_HASH, chain_hash};
-use keyward_core::ids::{KeyId, OrgId};
+use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
 use keyward_core::store::{KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
@@ -258,6 +258,62 @@ fn push_status_filter(qb: &mut QueryBuilder<'_, Sqlite>, status: KeyStatus, now:
     };
 }
 
+/// Replaces a user's roles.
+async fn write_user_roles(tx: &mut SqliteConnection, user: &User) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_roles WHERE user_id = ?")
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    for role in &user.roles {
+        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES (?, ?)")
+            .bind(user.id.as_str())
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Deletes the given keys inside a cascade, each with its own audit entry derived from `cause`.
+async fn cascade_delete_keys(
+    tx: &mut SqliteConnection,
+    ids: &[String],
+    cause: &AuditEvent,
+    reason: &str,
+) -> Result<Vec<KeyId>, StoreError> {
+    let mut deleted = Vec::with_capacity(ids.len());
+    for id in ids {
+        sqlx::query(
+            "UPDATE keys SET deleted_at = ?, secret_digest = NULL, secret_ciphertext = NULL, prev_secret_digest = NULL, \
+             prev_secret_ciphertext = NULL, prev_valid_until = NULL WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(secs(cause.at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("DELETE FROM key_roles WHERE key_id = ?").bind(id).execute(&mut *tx).await.map_err(backend)?;
+        let org: String = sqlx::query_scalar("SELECT org_id FROM keys WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let event = AuditEvent {
+            org_id: org,
+            action: "key.delete".into(),
+            target_type: "key".into(),
+            target_id: id.clone(),
+            details: serde_json::json!({"reason": reason, "cause": cause.action, "cause_target": cause.target_id}),
+            ..cause.clone()
+        };
+        append_audit(tx, &event).await?;
+        deleted.push(KeyId::from_trusted(id.clone()));
+    }
+    Ok(deleted)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -357,7 +413,7 @@ impl Store for SqliteStore {
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let rows: Vec<UserRow> = sqlx::query_as(
             "SELECT u.*, (SELECT json_group_array(role_id) FROM (SELECT role_id FROM user_roles WHERE user_id = u.id ORDER BY role_id)) AS roles \
-             FROM users u ORDER BY u.created_at, u.id",
+             FROM users u WHERE u.deleted_at IS NULL ORDER BY u.created_at, u.id",
         )
         .fetch_all(&self.reader)
         .await
@@ -375,6 +431,141 @@ impl Store for SqliteStore {
         let rows: Vec<ScopeRow> =
             sqlx::query_as("SELECT * FROM scopes ORDER BY name").fetch_all(&self.reader).await.map_err(backend)?;
         rows.into_iter().map(ScopeRow::into_scope).collect()
+    }
+
+    async fn insert_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        insert_user_row(&mut tx, user).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn update_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let done = sqlx::query("UPDATE users SET name = ?, email = ?, status = ? WHERE id = ? AND deleted_at IS NULL")
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(rows::user_status_str(user.status))
+            .bind(user.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        write_user_roles(&mut tx, user).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_user(&self, id: &UserId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let done =
+            sqlx::query("UPDATE users SET deleted_at = ?, status = 'disabled' WHERE id = ? AND deleted_at IS NULL")
+                .bind(secs(event.at))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        sqlx::query("DELETE FROM user_roles WHERE user_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM keys WHERE owner_id = ? AND deleted_at IS NULL ORDER BY id")
+                .bind(id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(backend)?;
+        append_audit(&mut tx, event).await?;
+        let deleted = cascade_delete_keys(&mut tx, &keys, event, "owner deleted").await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
+    async fn insert_role(&self, role: &Role, event: &AuditEvent) -> Result<(), StoreError> {
+        let Some(org) = &role.org_id else {
+            return Err(StoreError::Backend("built-in roles are not stored".into()));
+        };
+        let perms: Vec<String> = role.permissions.iter().map(ToString::to_string).collect();
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO roles (id, org_id, name, description, permissions, max_keys) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(role.id.as_str())
+        .bind(org.as_str())
+        .bind(&role.name)
+        .bind(&role.description)
+        .bind(serde_json::to_string(&perms).unwrap_or_else(|_| "[]".into()))
+        .bind(role.max_keys)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn update_role(&self, role: &Role, event: &AuditEvent) -> Result<(), StoreError> {
+        let perms: Vec<String> = role.permissions.iter().map(ToString::to_string).collect();
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let done =
+            sqlx::query("UPDATE roles SET name = ?, description = ?, permissions = ?, max_keys = ? WHERE id = ?")
+                .bind(&role.name)
+                .bind(&role.description)
+                .bind(serde_json::to_string(&perms).unwrap_or_else(|_| "[]".into()))
+                .bind(role.max_keys)
+                .bind(role.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "role" });
+        }
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn delete_role(&self, id: &RoleId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let done =
+            sqlx::query("DELETE FROM roles WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await.map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "role" });
+        }
+        sqlx::query("DELETE FROM user_roles WHERE role_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT k.id FROM keys k JOIN key_roles kr ON kr.key_id = k.id WHERE kr.role_id = ? AND k.deleted_at IS NULL ORDER BY k.id",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?;
+        append_audit(&mut tx, event).await?;
+        let deleted = cascade_delete_keys(&mut tx, &keys, event, "role deleted").await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(deleted)
+    }
+
+    async fn insert_scope(&self, scope: &ScopeDef, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        sqlx::query("INSERT INTO scopes (org_id, name, description, resources) VALUES (?, ?, ?, ?)")
+            .bind(scope.org_id.as_str())
+            .bind(&scope.name)
+            .bind(&scope.description)
+            .bind(serde_json::to_string(&scope.resources).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
     }
 
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {

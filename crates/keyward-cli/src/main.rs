@@ -1,8 +1,14 @@
-//! The `keyward` binary.
+//! The `keyward` binary: the service, and operator commands over its store.
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use futures_util::StreamExt;
+use keyward_core::ids::OrgId;
+use keyward_core::store::{AuditQuery, Store};
+use keyward_server::audit::{Format, export, verify};
 use keyward_server::config::{Config, ServeArgs};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -16,6 +22,46 @@ struct Cli {
 enum Command {
     /// Run the HTTP service.
     Serve(ServeArgs),
+    /// Read, export and verify the audit log, straight from the store.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-walk the hash chain; exit 1 and name the first entry that does not fit.
+    Verify {
+        #[command(flatten)]
+        filter: AuditFilter,
+    },
+    /// Print matching entries, oldest first, as NDJSON (default) or CSV.
+    Export {
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// `ndjson` or `csv`.
+        #[arg(long, default_value = "ndjson")]
+        format: String,
+    },
+}
+
+#[derive(Args)]
+struct AuditFilter {
+    #[command(flatten)]
+    store: ServeArgs,
+    /// Only this org.
+    #[arg(long)]
+    org: Option<String>,
+    /// Only this action (e.g. key.roll).
+    #[arg(long)]
+    action: Option<String>,
+    /// Only entries about this target (e.g. a key id).
+    #[arg(long)]
+    target: Option<String>,
+    /// Only entries by this actor (a user id).
+    #[arg(long)]
+    actor: Option<String>,
 }
 
 fn init_logging(json: bool) {
@@ -31,25 +77,80 @@ fn init_logging(json: bool) {
     }
 }
 
+fn load_config(args: ServeArgs) -> Config {
+    match Config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => {
-            let config = match Config::load(args) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("keyward: {e}");
-                    std::process::exit(2);
-                }
-            };
+            let config = load_config(args);
             init_logging(config.json_logs);
-            if let Err(e) = keyward_server::serve(config).await {
-                tracing::error!("{e:#}");
-                eprintln!("keyward: {e:#}");
-                std::process::exit(1);
+            keyward_server::serve(config).await
+        }
+        Command::Audit { command } => audit(command).await,
+    };
+    if let Err(e) = result {
+        eprintln!("keyward: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    let (filter, format) = match command {
+        AuditCommand::Verify { filter } => (filter, None),
+        AuditCommand::Export { filter, format } => (filter, Some(format)),
+    };
+    let config = load_config(filter.store);
+    if !config.data_dir.exists() {
+        anyhow::bail!("no data directory at {}", config.data_dir.display());
+    }
+    let sqlite = keyward_server::open_store(&config).await?;
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let org = filter.org.map(OrgId::from_trusted);
+    let outcome = match format {
+        None => {
+            let report = verify(store.as_ref(), org.as_ref()).await?;
+            match report.first_bad_seq {
+                None => {
+                    println!("ok: {} entries checked, the chain is intact", report.checked);
+                    Ok(())
+                }
+                Some(seq) => {
+                    println!("broken: entry {seq} does not fit the chain ({} entries checked)", report.checked);
+                    Err(anyhow::anyhow!("the audit chain is broken at entry {seq}"))
+                }
+            }
+        }
+        Some(format) => {
+            let format = match format.as_str() {
+                "csv" => Format::Csv,
+                "ndjson" => Format::Ndjson,
+                other => anyhow::bail!("--format must be csv or ndjson, not `{other}`"),
+            };
+            let query = AuditQuery {
+                org_id: org,
+                action: filter.action,
+                target_id: filter.target,
+                actor_id: filter.actor,
+                ..AuditQuery::default()
+            };
+            let mut lines = std::pin::pin!(export(store.clone(), query, format));
+            let mut out = std::io::stdout().lock();
+            while let Some(chunk) = lines.next().await {
+                out.write_all(chunk?.as_bytes()).context("cannot write to stdout")?;
             }
             Ok(())
         }
-    }
+    };
+    sqlite.close().await;
+    outcome
 }

@@ -47,6 +47,115 @@ pub fn chain_hash(seq: i64, event: &AuditEvent, prev_hash: &str) -> String {
 /// The previous hash of an org's first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// A stored audit entry: the event, its place in the log and its chain hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub event: AuditEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Re-walks one org's chain entry by entry, in constant memory.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    expected_prev: String,
+    pub checked: u64,
+    pub first_bad_seq: Option<i64>,
+}
+
+impl ChainVerifier {
+    /// Starts at `anchor`: the genesis hash, or the hash recorded where retention cut the log.
+    #[must_use]
+    pub fn new(anchor: &str) -> Self {
+        Self { expected_prev: anchor.to_owned(), checked: 0, first_bad_seq: None }
+    }
+
+    /// Checks the next entry (in `seq` order): it must link to the previous
+    /// one and its hash must match its content.
+    pub fn feed(&mut self, entry: &AuditEntry) {
+        self.checked += 1;
+        if self.first_bad_seq.is_some() {
+            return;
+        }
+        let linked = entry.prev_hash == self.expected_prev;
+        let intact = chain_hash(entry.seq, &entry.event, &entry.prev_hash) == entry.hash;
+        if !(linked && intact) {
+            self.first_bad_seq = Some(entry.seq);
+        }
+        self.expected_prev = entry.hash.clone();
+    }
+}
+
+/// Failed key uses, coalesced: one entry per key, source and reason per window.
+#[derive(Debug, Default)]
+pub struct FailureCoalescer {
+    open: std::collections::HashMap<(String, String, String), FailureWindow>,
+}
+
+#[derive(Debug, Clone)]
+struct FailureWindow {
+    org_id: String,
+    owner_id: String,
+    first_at: Timestamp,
+    last_at: Timestamp,
+    count: u64,
+}
+
+/// The length of a coalescing window.
+pub const FAILURE_WINDOW_SECS: i64 = 60;
+
+impl FailureCoalescer {
+    /// Counts one refused use of `key_id` from `source` for `reason`.
+    pub fn record(&mut self, org_id: &str, owner_id: &str, key_id: &str, source: &str, reason: &str, at: Timestamp) {
+        let w = self.open.entry((key_id.to_owned(), source.to_owned(), reason.to_owned())).or_insert_with(|| {
+            FailureWindow {
+                org_id: org_id.to_owned(),
+                owner_id: owner_id.to_owned(),
+                first_at: at,
+                last_at: at,
+                count: 0,
+            }
+        });
+        w.count += 1;
+        w.last_at = at;
+    }
+
+    /// Closes the windows that began at least a window ago (all of them with
+    /// `flush_all`) and returns their audit events.
+    pub fn drain(&mut self, now: Timestamp, flush_all: bool) -> Vec<AuditEvent> {
+        let due: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, w)| flush_all || (now - w.first_at).num_seconds() >= FAILURE_WINDOW_SECS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut events: Vec<AuditEvent> = due
+            .into_iter()
+            .filter_map(|k| self.open.remove(&k).map(|w| (k, w)))
+            .map(|((key_id, source, reason), w)| AuditEvent {
+                at: w.last_at,
+                org_id: w.org_id,
+                actor_id: w.owner_id,
+                actor_key_id: Some(key_id.clone()),
+                source_ip: Some(source),
+                action: "key.use_failed".into(),
+                target_type: "key".into(),
+                target_id: key_id,
+                outcome: "failure".into(),
+                details: serde_json::json!({
+                    "reason": reason,
+                    "count": w.count,
+                    "first_at": rfc3339(&w.first_at),
+                    "last_at": rfc3339(&w.last_at),
+                }),
+            })
+            .collect();
+        events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target_id.cmp(&b.target_id)));
+        events
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +174,58 @@ mod tests {
             outcome: "success".into(),
             details: serde_json::json!({"name": "ci"}),
         }
+    }
+
+    fn entries(n: i64) -> Vec<AuditEntry> {
+        let mut prev = GENESIS_HASH.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let hash = chain_hash(seq, &event(), &prev);
+                let e = AuditEntry { seq, event: event(), prev_hash: prev.clone(), hash: hash.clone() };
+                prev = hash;
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_verifier_finds_the_first_changed_or_missing_entry() {
+        let chain = entries(5);
+        let mut v = ChainVerifier::new(GENESIS_HASH);
+        chain.iter().for_each(|e| v.feed(e));
+        assert_eq!((v.checked, v.first_bad_seq), (5, None));
+
+        let mut edited = chain.clone();
+        edited[2].event.outcome = "failure".into();
+        let mut v = ChainVerifier::new(GENESIS_HASH);
+        edited.iter().for_each(|e| v.feed(e));
+        assert_eq!(v.first_bad_seq, Some(3));
+
+        let mut v = ChainVerifier::new(GENESIS_HASH);
+        chain.iter().filter(|e| e.seq != 2).for_each(|e| v.feed(e));
+        assert_eq!(v.first_bad_seq, Some(3), "a removed entry breaks the link");
+
+        let mut v = ChainVerifier::new(&chain[1].hash);
+        chain[2..].iter().for_each(|e| v.feed(e));
+        assert_eq!(v.first_bad_seq, None, "a retention cut verifies from its anchor");
+    }
+
+    #[test]
+    fn failures_coalesce_per_key_source_and_reason_per_window() {
+        let t0 = event().at;
+        let mut c = FailureCoalescer::default();
+        for i in 0..100 {
+            c.record("org", "usr", "kw_1", "10.0.0.1", "invalid_credentials", t0 + chrono::Duration::seconds(i % 30));
+        }
+        c.record("org", "usr", "kw_1", "10.0.0.2", "invalid_credentials", t0);
+        c.record("org", "usr", "kw_1", "10.0.0.1", "key_locked", t0);
+        assert!(c.drain(t0 + chrono::Duration::seconds(59), false).is_empty());
+        let events = c.drain(t0 + chrono::Duration::seconds(60), false);
+        assert_eq!(events.len(), 3);
+        let flood = events.iter().find(|e| e.details["count"] == 100).unwrap();
+        assert_eq!(flood.details["reason"], "invalid_credentials");
+        assert_eq!(flood.source_ip.as_deref(), Some("10.0.0.1"));
+        assert!(c.drain(t0 + chrono::Duration::seconds(600), true).is_empty());
     }
 
     #[test]

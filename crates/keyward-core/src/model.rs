@@ -19,11 +19,13 @@ pub struct OrgSettings {
     pub default_expiry_days: Option<u32>,
     /// Whether keys may authenticate with the secret itself (else Hawk and tokens only).
     pub allow_direct_secret: bool,
+    /// Audit entries older than this are pruned (the chain stays verifiable); `None` keeps them all.
+    pub audit_retention_days: Option<u32>,
 }
 
 impl Default for OrgSettings {
     fn default() -> Self {
-        Self { max_keys_per_user: 10, default_expiry_days: None, allow_direct_secret: true }
+        Self { max_keys_per_user: 10, default_expiry_days: None, allow_direct_secret: true, audit_retention_days: None }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The storage interface. Every write that changes state carries the audit
 //! event that records it; the store writes both in one transaction.
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEntry, AuditEvent};
 use crate::clock::Timestamp;
 use crate::ids::{KeyId, OrgId, RoleId, UserId};
 use crate::key::KeyLimits;
@@ -88,6 +88,23 @@ pub struct KeyUsage {
     pub ip: IpAddr,
 }
 
+/// A filter over the audit log; `after_seq` pages by key for streaming.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// `None`: every org (account admins).
+    pub org_id: Option<OrgId>,
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub after_seq: Option<i64>,
+    /// Newest first (the list) or oldest first (export, verify).
+    pub newest_first: bool,
+    pub offset: u64,
+    pub limit: u32,
+}
+
 /// Persistent state. Implementations: SQLite (embedded default), PostgreSQL.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -150,6 +167,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Deletes a key for good (its id stays taken); false if there was none.
     async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> Result<bool, StoreError>;
+    /// Appends entries that accompany no other change (refused uses, tokens issued).
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError>;
+    /// Entries matching `query`, and how many match in all (ignoring paging).
+    async fn list_audit(&self, query: &AuditQuery) -> Result<(Vec<AuditEntry>, u64), StoreError>;
+    /// The orgs that have audit entries.
+    async fn audit_orgs(&self) -> Result<Vec<OrgId>, StoreError>;
+    /// The hash an org's chain continues from: where retention cut it, else genesis.
+    async fn audit_anchor(&self, org: &OrgId) -> Result<String, StoreError>;
+    /// Deletes an org's entries older than `before`, recording the hash at the cut; returns how many went.
+    async fn prune_audit(&self, org: &OrgId, before: Timestamp) -> Result<u64, StoreError>;
+
     /// Writes a batch of last-used times, keeping the newest per key.
     async fn record_key_usage(&self, batch: &[KeyUsage]) -> Result<(), StoreError>;
 }

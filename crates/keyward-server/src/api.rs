@@ -2,7 +2,7 @@
 //! place. The router is built from it, and tests walk it.
 
 use crate::auth::authorize;
-use crate::handlers::{keys, me, ops, orgs, roles, scopes, users};
+use crate::handlers::{audit, keys, me, ops, orgs, roles, scopes, users};
 use crate::problem::problem_response;
 use crate::state::AppState;
 use axum::Router;
@@ -56,6 +56,9 @@ fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (e("DELETE", "/v1/roles/{id}", Need::Keyward("roles", Write)), delete(roles::delete)),
         (e("GET", "/v1/scopes", Need::Keyward("scopes", Read)), get(scopes::list)),
         (e("POST", "/v1/scopes", Need::Keyward("scopes", Write)), post(scopes::create)),
+        (e("GET", "/v1/audit", Need::Keyward("audit", Read)), get(audit::list)),
+        (e("GET", "/v1/audit/export", Need::Keyward("audit", Read)), get(audit::export_entries)),
+        (e("GET", "/v1/audit/verify", Need::Keyward("audit", Read)), get(audit::verify_chain)),
     ]
 }
 
@@ -94,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         orgs::list, orgs::create, orgs::get, orgs::patch,
         users::list, users::create, users::get, users::patch, users::delete, keys::list_for_user, keys::create_for_user,
         roles::list, roles::create, roles::get, roles::patch, roles::delete, scopes::list, scopes::create,
+        audit::list, audit::export_entries, audit::verify_chain,
     ),
     components(schemas(crate::problem::Problem)),
     modifiers(&Security),

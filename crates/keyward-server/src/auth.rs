@@ -45,9 +45,16 @@ pub async fn authorize(
     }
     let ip = client_ip(req.headers(), req.extensions(), &state.config.trusted_proxies);
     let now = state.now();
-    let principal = credential(req.headers())
-        .and_then(|c| state.index.authenticate(&c, now, ip))
-        .map_err(ApiError::Unauthorized)?;
+    let principal = match credential(req.headers()) {
+        Err(failure) => return Err(ApiError::Unauthorized(failure)),
+        Ok(c) => match state.index.authenticate(&c, now, ip) {
+            Ok(p) => p,
+            Err(refusal) => {
+                state.record_refusal(&refusal, ip, now);
+                return Err(ApiError::Unauthorized(refusal.failure));
+            }
+        },
+    };
     if let Some(key) = &principal.key_id {
         state.usage.touch(key, now, ip);
     }

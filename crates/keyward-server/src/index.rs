@@ -68,6 +68,20 @@ impl Snapshot {
     }
 }
 
+/// A refused credential, with the key it named when there was one (for the audit log).
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub failure: AuthFailure,
+    /// (key, org, owner) of the key the credential named or matched.
+    pub key: Option<(KeyId, OrgId, UserId)>,
+}
+
+impl Refusal {
+    fn anonymous(failure: AuthFailure) -> Self {
+        Self { failure, key: None }
+    }
+}
+
 /// A presented credential.
 pub enum Credential {
     /// `Basic id:secret`.
@@ -144,33 +158,29 @@ impl KeyIndex {
 
     /// Judges a credential: `invalid_credentials`, `key_locked`, `key_expired`,
     /// `ip_not_allowed`, in that order. Touches no database row.
-    pub fn authenticate(
-        &self,
-        credential: &Credential,
-        now: Timestamp,
-        source: IpAddr,
-    ) -> Result<Principal, AuthFailure> {
+    pub fn authenticate(&self, credential: &Credential, now: Timestamp, source: IpAddr) -> Result<Principal, Refusal> {
         let secret = match credential {
             Credential::IdAndSecret(_, s) | Credential::Secret(s) => s,
         };
-        if shape(secret.expose()) == SecretShape::BadChecksum {
-            return Err(AuthFailure::InvalidCredentials);
-        }
         // The digest is computed before any lookup, so unknown ids cost the same time.
         let digest = self.keyring.digest(secret);
-        let snap = self.snapshot.read().map_err(|_| AuthFailure::InvalidCredentials)?;
+        let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
         let key = match credential {
             Credential::IdAndSecret(id, _) => snap.keys.get(&KeyId::from_trusted(id.clone())),
             Credential::Secret(_) => snap.by_digest.get(&digest.0).and_then(|id| snap.keys.get(id)),
         }
-        .ok_or(AuthFailure::InvalidCredentials)?;
-        if !secret_matches(&key.record, &digest, now) {
-            return Err(AuthFailure::InvalidCredentials);
+        .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let refuse = |failure| Refusal {
+            failure,
+            key: Some((key.record.id.clone(), key.record.org_id.clone(), key.record.owner_id.clone())),
+        };
+        if shape(secret.expose()) == SecretShape::BadChecksum || !secret_matches(&key.record, &digest, now) {
+            return Err(refuse(AuthFailure::InvalidCredentials));
         }
-        check_key_state(&key.state, now, source)?;
+        check_key_state(&key.state, now, source).map_err(refuse)?;
         let allow_direct = snap.directory.orgs.get(&key.record.org_id).is_some_and(|o| o.settings.allow_direct_secret);
         if !allow_direct {
-            return Err(AuthFailure::InvalidCredentials);
+            return Err(refuse(AuthFailure::InvalidCredentials));
         }
         Ok(Principal {
             user_id: key.record.owner_id.clone(),

@@ -1,6 +1,7 @@
 //! Keyward's HTTP service: configuration, state, the router and `serve`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
@@ -29,6 +30,17 @@ pub use api::router;
 
 /// How often pending last-used times are written.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// Retention runs at start and then hourly.
+const RETENTION_EVERY_TICKS: u64 = 1800;
+
+/// Opens the configured store, running its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    match &config.store {
+        StoreLocation::Sqlite(path) => SqliteStore::open(path).await,
+        StoreLocation::SqliteUrl(url) => SqliteStore::open_url(url).await,
+    }
+    .context("cannot open the store")
+}
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -45,11 +57,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )?;
     let keyring = Arc::new(Keyring::new(&master));
 
-    let sqlite = match &config.store {
-        StoreLocation::Sqlite(path) => SqliteStore::open(path).await,
-        StoreLocation::SqliteUrl(url) => SqliteStore::open_url(url).await,
-    }
-    .context("cannot open the store")?;
+    let sqlite = open_store(&config).await?;
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
 
     if let Some(path) = new_key_file {
@@ -87,22 +95,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         index,
         usage: usage.clone(),
         clock,
+        failures: Arc::default(),
     };
 
-    let flusher = tokio::spawn({
-        let (usage, store) = (usage.clone(), store.clone());
-        async move {
-            let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
-            loop {
-                tick.tick().await;
-                if let Err(e) = usage.flush(store.as_ref()).await {
-                    tracing::warn!(error = %e, "could not write last-used times; will retry");
-                }
-            }
-        }
-    });
+    let background = tokio::spawn(background_writers(state.clone()));
 
-    let app = router(state).layer(
+    let app = router(state.clone()).layer(
         TraceLayer::new_for_http()
             .make_span_with(|req: &Request| {
                 // The matched route, never the raw URI: query strings can carry credentials.
@@ -120,13 +118,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
 
-    flusher.abort();
+    background.abort();
     if let Err(e) = usage.flush(store.as_ref()).await {
         tracing::warn!(error = %e, "could not write the last last-used times");
     }
+    audit::flush_failures(&state, true).await;
     sqlite.close().await;
     tracing::info!("keyward stopped");
     Ok(())
+}
+
+/// Writes what accompanies requests in batches: last-used times every two
+/// seconds, coalesced refused uses as their windows close, retention hourly.
+async fn background_writers(state: AppState) {
+    let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+    let mut ticks: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.usage.flush(state.store.as_ref()).await {
+            tracing::warn!(error = %e, "could not write last-used times; will retry");
+        }
+        audit::flush_failures(&state, false).await;
+        if ticks.is_multiple_of(RETENTION_EVERY_TICKS) {
+            audit::apply_retention(&state).await;
+        }
+        ticks += 1;
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,14 +1,15 @@
 //! Shared application state, handed to every handler.
 
 use crate::config::Config;
+use crate::index::Refusal;
 use crate::index::{KeyIndex, UsageRecorder};
-use keyward_core::audit::AuditEvent;
+use keyward_core::audit::{AuditEvent, FailureCoalescer};
 use keyward_core::clock::{Clock, Timestamp};
 use keyward_core::crypto::Keyring;
 use keyward_core::policy::Principal;
 use keyward_core::store::Store;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Everything a handler may need; cheap to clone.
 #[derive(Clone)]
@@ -19,11 +20,20 @@ pub struct AppState {
     pub index: Arc<KeyIndex>,
     pub usage: Arc<UsageRecorder>,
     pub clock: Arc<dyn Clock>,
+    /// Refused key uses waiting to be written, coalesced per key, source and reason.
+    pub failures: Arc<Mutex<FailureCoalescer>>,
 }
 
 impl AppState {
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Counts a refused use of a known key for the audit log.
+    pub fn record_refusal(&self, refusal: &Refusal, ip: IpAddr, now: Timestamp) {
+        if let (Some((key, org, owner)), Ok(mut f)) = (&refusal.key, self.failures.lock()) {
+            f.record(org.as_str(), owner.as_str(), key.as_str(), &ip.to_string(), refusal.failure.code(), now);
+        }
     }
 }
 

@@ -134,6 +134,8 @@ pub struct OrgView {
     pub max_keys_per_user: u32,
     pub default_expiry_days: Option<u32>,
     pub allow_direct_secret: bool,
+    /// Audit entries older than this many days are pruned; `null` keeps them all.
+    pub audit_retention_days: Option<u32>,
     #[serde(with = "serde_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -147,6 +149,7 @@ impl From<&Org> for OrgView {
             max_keys_per_user: o.settings.max_keys_per_user,
             default_expiry_days: o.settings.default_expiry_days,
             allow_direct_secret: o.settings.allow_direct_secret,
+            audit_retention_days: o.settings.audit_retention_days,
             created_at: o.created_at,
         }
     }

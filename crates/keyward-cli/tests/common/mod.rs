@@ -152,6 +152,21 @@ impl TestServer {
         }
     }
 
+    /// The server process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Runs `keyward` with arguments (an operator command) and returns its exit status and output.
+    pub fn run_cli(&self, args: &[&str]) -> (std::process::ExitStatus, String, String) {
+        let out = Command::new(binary()).args(args).env_remove("KEYWARD_MASTER_KEY").output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Everything the server printed so far (stdout and stderr).
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()

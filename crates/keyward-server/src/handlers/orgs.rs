@@ -99,6 +99,10 @@ pub struct UpdateOrgRequest {
     #[schema(value_type = Option<i64>, nullable)]
     default_expiry_days: Option<Option<i64>>,
     allow_direct_secret: Option<bool>,
+    /// 1–36500 days, or `null` to keep every audit entry.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>, nullable)]
+    audit_retention_days: Option<Option<i64>>,
 }
 
 fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
@@ -137,6 +141,14 @@ pub async fn patch(
             None => problems.push(FieldError::new("default_expiry_days", "must be 1 to 36500, or null")),
         },
     }
+    match body.audit_retention_days {
+        None => {}
+        Some(None) => org.settings.audit_retention_days = None,
+        Some(Some(d)) => match u32::try_from(d).ok().filter(|d| (1..=36_500).contains(d)) {
+            Some(d) => org.settings.audit_retention_days = Some(d),
+            None => problems.push(FieldError::new("audit_retention_days", "must be 1 to 36500, or null")),
+        },
+    }
     if let Some(allow) = body.allow_direct_secret {
         org.settings.allow_direct_secret = allow;
     }
@@ -144,7 +156,8 @@ pub async fn patch(
         return Err(CoreError::Validation(problems).into());
     }
     let details = json!({"name": org.name, "max_keys_per_user": org.settings.max_keys_per_user,
-        "default_expiry_days": org.settings.default_expiry_days, "allow_direct_secret": org.settings.allow_direct_secret});
+        "default_expiry_days": org.settings.default_expiry_days, "allow_direct_secret": org.settings.allow_direct_secret,
+        "audit_retention_days": org.settings.audit_retention_days});
     let event = audit_event(&caller, ip, state.now(), org.id.as_str(), "org.update", ("org", org.id.as_str()), details);
     state.store.update_org(&org, &event).await?;
     state.index.reload(state.store.as_ref()).await?;

@@ -12,6 +12,7 @@ CREATE TABLE orgs (
     max_keys_per_user   INTEGER NOT NULL CHECK (max_keys_per_user BETWEEN 1 AND 100000),
     default_expiry_days INTEGER,
     allow_direct_secret INTEGER NOT NULL,
+    audit_retention_days INTEGER,
     created_at          INTEGER NOT NULL
 );
 
@@ -109,3 +110,10 @@ CREATE TABLE audit (
     hash         TEXT NOT NULL
 );
 CREATE INDEX audit_org_seq ON audit(org_id, seq);
+
+-- Where retention cut an org's chain: the hash the remaining entries continue from.
+CREATE TABLE audit_anchors (
+    org_id TEXT PRIMARY KEY,
+    seq    INTEGER NOT NULL,
+    hash   TEXT NOT NULL
+);

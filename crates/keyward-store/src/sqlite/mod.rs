@@ -5,12 +5,12 @@ mod rows;
 
 use crate::backend;
 use async_trait::async_trait;
-use keyward_core::audit::{AuditEvent, GENESIS_HASH, chain_hash};
+use keyward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH, chain_hash};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
-use keyward_core::store::{KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
-use rows::{KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
+use keyward_core::store::{AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
+use rows::{AuditRow, KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::path::Path;
@@ -78,7 +78,10 @@ async fn append_audit(tx: &mut SqliteConnection, e: &AuditEvent) -> Result<(), S
     let last_seq: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit").fetch_one(&mut *tx).await.map_err(backend)?;
     let seq = last_seq + 1;
-    let prev_hash = prev.map_or_else(|| GENESIS_HASH.to_owned(), |(_, h)| h);
+    let prev_hash = match prev {
+        Some((_, h)) => h,
+        None => anchor_hash(tx, &e.org_id).await?,
+    };
     let hash = chain_hash(seq, e, &prev_hash);
     sqlx::query(
         "INSERT INTO audit (seq, org_id, at, actor_id, actor_key_id, source_ip, action, target_type, target_id, outcome, details, prev_hash, hash) \
@@ -104,12 +107,16 @@ async fn append_audit(tx: &mut SqliteConnection, e: &AuditEvent) -> Result<(), S
 }
 
 async fn insert_org_row(tx: &mut SqliteConnection, org: &Org) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO orgs (id, name, max_keys_per_user, default_expiry_days, allow_direct_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+    sqlx::query(
+        "INSERT INTO orgs (id, name, max_keys_per_user, default_expiry_days, allow_direct_secret, audit_retention_days, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
         .bind(org.id.as_str())
         .bind(&org.name)
         .bind(org.settings.max_keys_per_user)
         .bind(org.settings.default_expiry_days)
         .bind(org.settings.allow_direct_secret)
+        .bind(org.settings.audit_retention_days)
         .bind(secs(org.created_at))
         .execute(&mut *tx)
         .await
@@ -314,6 +321,41 @@ async fn cascade_delete_keys(
     Ok(deleted)
 }
 
+/// The hash an org's chain continues from when it has no entries left.
+async fn anchor_hash(tx: &mut SqliteConnection, org: &str) -> Result<String, StoreError> {
+    let anchor: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_anchors WHERE org_id = ?")
+        .bind(org)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+    Ok(anchor.unwrap_or_else(|| GENESIS_HASH.to_owned()))
+}
+
+fn push_audit_filter(qb: &mut QueryBuilder<'_, Sqlite>, q: &AuditQuery) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(org) = &q.org_id {
+        qb.push(" AND org_id = ").push_bind(org.as_str().to_owned());
+    }
+    if let Some(v) = &q.action {
+        qb.push(" AND action = ").push_bind(v.clone());
+    }
+    if let Some(v) = &q.actor_id {
+        qb.push(" AND actor_id = ").push_bind(v.clone());
+    }
+    if let Some(v) = &q.target_id {
+        qb.push(" AND target_id = ").push_bind(v.clone());
+    }
+    if let Some(v) = q.from {
+        qb.push(" AND at >= ").push_bind(secs(v));
+    }
+    if let Some(v) = q.to {
+        qb.push(" AND at <= ").push_bind(secs(v));
+    }
+    if let Some(v) = q.after_seq {
+        qb.push(" AND seq > ").push_bind(v);
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -394,11 +436,12 @@ impl Store for SqliteStore {
 
     async fn update_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let done = sqlx::query("UPDATE orgs SET name = ?, max_keys_per_user = ?, default_expiry_days = ?, allow_direct_secret = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE orgs SET name = ?, max_keys_per_user = ?, default_expiry_days = ?, allow_direct_secret = ?, audit_retention_days = ? WHERE id = ?")
             .bind(&org.name)
             .bind(org.settings.max_keys_per_user)
             .bind(org.settings.default_expiry_days)
             .bind(org.settings.allow_direct_secret)
+            .bind(org.settings.audit_retention_days)
             .bind(org.id.as_str())
             .execute(&mut *tx)
             .await
@@ -685,6 +728,75 @@ impl Store for SqliteStore {
         append_audit(&mut tx, event).await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        for e in events {
+            append_audit(&mut tx, e).await?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<(Vec<AuditEntry>, u64), StoreError> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM audit");
+        push_audit_filter(&mut count, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.reader).await.map_err(backend)?;
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT * FROM audit");
+        push_audit_filter(&mut qb, query);
+        qb.push(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
+        qb.push(" LIMIT ").push_bind(i64::from(query.limit));
+        qb.push(" OFFSET ").push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+        let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(&self.reader).await.map_err(backend)?;
+        let entries = rows.into_iter().map(AuditRow::into_entry).collect::<Result<_, _>>()?;
+        Ok((entries, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn audit_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let orgs: Vec<String> = sqlx::query_scalar("SELECT DISTINCT org_id FROM audit ORDER BY org_id")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(backend)?;
+        Ok(orgs.into_iter().map(OrgId::from_trusted).collect())
+    }
+
+    async fn audit_anchor(&self, org: &OrgId) -> Result<String, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(backend)?;
+        anchor_hash(&mut conn, org.as_str()).await
+    }
+
+    async fn prune_audit(&self, org: &OrgId, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(backend)?;
+        // The newest entry that goes; its hash becomes the anchor the rest continue from.
+        let cut: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit WHERE org_id = ? AND at < ? ORDER BY seq DESC LIMIT 1")
+                .bind(org.as_str())
+                .bind(secs(before))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some((seq, hash)) = cut else { return Ok(0) };
+        let done = sqlx::query("DELETE FROM audit WHERE org_id = ? AND seq <= ?")
+            .bind(org.as_str())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO audit_anchors (org_id, seq, hash) VALUES (?, ?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(org.as_str())
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected())
     }
 
     async fn record_key_usage(&self, batch: &[KeyUsage]) -> Result<(), StoreError> {

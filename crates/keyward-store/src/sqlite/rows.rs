@@ -1,6 +1,7 @@
 //! Row types and their conversion to and from the domain.
 
 use chrono::DateTime;
+use keyward_core::audit::{AuditEntry, AuditEvent};
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{SealedSecret, SecretDigest};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
@@ -52,6 +53,7 @@ pub struct OrgRow {
     max_keys_per_user: i64,
     default_expiry_days: Option<i64>,
     allow_direct_secret: bool,
+    audit_retention_days: Option<i64>,
     created_at: i64,
 }
 
@@ -64,6 +66,10 @@ impl OrgRow {
                 max_keys_per_user: u32_of("max_keys_per_user", self.max_keys_per_user)?,
                 default_expiry_days: self.default_expiry_days.map(|d| u32_of("default_expiry_days", d)).transpose()?,
                 allow_direct_secret: self.allow_direct_secret,
+                audit_retention_days: self
+                    .audit_retention_days
+                    .map(|d| u32_of("audit_retention_days", d))
+                    .transpose()?,
             },
             created_at: time(self.created_at)?,
         })
@@ -248,6 +254,45 @@ impl KeyRow {
             imported: self.imported,
             secret: SealedSecret { digest: digest(d)?, ciphertext: ct },
             previous_secret,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AuditRow {
+    seq: i64,
+    org_id: String,
+    at: i64,
+    actor_id: String,
+    actor_key_id: Option<String>,
+    source_ip: Option<String>,
+    action: String,
+    target_type: String,
+    target_id: String,
+    outcome: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl AuditRow {
+    pub fn into_entry(self) -> Result<AuditEntry, StoreError> {
+        Ok(AuditEntry {
+            seq: self.seq,
+            event: AuditEvent {
+                at: time(self.at)?,
+                org_id: self.org_id,
+                actor_id: self.actor_id,
+                actor_key_id: self.actor_key_id,
+                source_ip: self.source_ip,
+                action: self.action,
+                target_type: self.target_type,
+                target_id: self.target_id,
+                outcome: self.outcome,
+                details: json("audit details", &self.details)?,
+            },
+            prev_hash: self.prev_hash,
+            hash: self.hash,
         })
     }
 }

@@ -67,6 +67,12 @@ impl fmt::Debug for MasterKey {
 pub struct SecretDigest(pub [u8; 32]);
 
 impl SecretDigest {
+    /// A short, public tag of which secret this is (64 bits of a keyed digest reveal nothing of the secret).
+    #[must_use]
+    pub fn version(&self) -> String {
+        self.0[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Constant-time equality, for comparing a presented secret with the stored one.
     #[must_use]
     pub fn ct_eq(&self, other: &Self) -> bool {
@@ -143,25 +149,35 @@ impl Keyring {
     /// Digest and ciphertext of a secret, bound to the id of the key it belongs to.
     #[must_use]
     pub fn seal(&self, key_id: &str, secret: &Secret) -> SealedSecret {
-        let nonce = random_bytes::<24>();
-        let payload = Payload { msg: secret.expose().as_bytes(), aad: key_id.as_bytes() };
-        // Encryption with a valid key and nonce length only fails on absurd message sizes.
-        let ct = self.aead.encrypt(XNonce::from_slice(&nonce), payload).unwrap_or_default();
-        let mut ciphertext = nonce.to_vec();
-        ciphertext.extend_from_slice(&ct);
-        SealedSecret { digest: self.digest(secret), ciphertext }
+        SealedSecret {
+            digest: self.digest(secret),
+            ciphertext: self.encrypt(key_id.as_bytes(), secret.expose().as_bytes()),
+        }
     }
 
-    /// Recovers a secret (needed to check Hawk MACs).
-    pub fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Secret, DecryptError> {
+    /// Encrypts `plain` under the master key, bound to `aad`: a 24-byte nonce, then the ciphertext.
+    #[must_use]
+    pub fn encrypt(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let nonce = random_bytes::<24>();
+        // Encryption with a valid key and nonce length only fails on absurd message sizes.
+        let ct = self.aead.encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad }).unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypts what [`Keyring::encrypt`] made with the same `aad`.
+    pub fn decrypt(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
         if sealed.len() < 24 {
             return Err(DecryptError);
         }
         let (nonce, ct) = sealed.split_at(24);
-        let plain = self
-            .aead
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: key_id.as_bytes() })
-            .map_err(|_| DecryptError)?;
+        self.aead.decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad }).map_err(|_| DecryptError)
+    }
+
+    /// Recovers a secret (needed to check Hawk MACs).
+    pub fn open(&self, key_id: &str, sealed: &[u8]) -> Result<Secret, DecryptError> {
+        let plain = self.decrypt(key_id.as_bytes(), sealed)?;
         String::from_utf8(plain).map(Secret::from_presented).map_err(|_| DecryptError)
     }
 }

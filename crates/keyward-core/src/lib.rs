@@ -15,5 +15,6 @@ pub mod permission;
 pub mod policy;
 pub mod secret;
 pub mod store;
+pub mod token;
 
 pub use error::{CoreError, FieldError};

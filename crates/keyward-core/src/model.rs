@@ -21,11 +21,19 @@ pub struct OrgSettings {
     pub allow_direct_secret: bool,
     /// Audit entries older than this are pruned (the chain stays verifiable); `None` keeps them all.
     pub audit_retention_days: Option<u32>,
+    /// Hawk requests must carry a payload `hash` (which is then always checked).
+    pub hawk_require_payload_hash: bool,
 }
 
 impl Default for OrgSettings {
     fn default() -> Self {
-        Self { max_keys_per_user: 10, default_expiry_days: None, allow_direct_secret: true, audit_retention_days: None }
+        Self {
+            max_keys_per_user: 10,
+            default_expiry_days: None,
+            allow_direct_secret: true,
+            audit_retention_days: None,
+            hawk_require_payload_hash: false,
+        }
     }
 }
 

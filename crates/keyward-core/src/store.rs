@@ -115,6 +115,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_meta(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Sets a metadata value if it is not set yet; returns the value now stored.
     async fn init_meta(&self, name: &str, value: &str) -> Result<String, StoreError>;
+    /// Replaces a metadata value if it still is `expected`; returns whether it did.
+    async fn swap_meta(&self, name: &str, expected: &str, value: &str) -> Result<bool, StoreError>;
 
     /// Creates the first org, its admin and the admin's key in one transaction,
     /// unless any org exists; returns whether it did.

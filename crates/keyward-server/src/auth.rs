@@ -1,66 +1,240 @@
-//! Authentication of every `/v1` request against the in-memory index, and the
-//! per-route permission check that the endpoint table attaches.
+//! Authentication of every `/v1` request against the in-memory index (Hawk,
+//! bewits, access tokens, and the key itself), `Server-Authorization` on
+//! Hawk responses, and the per-route permission check from the endpoint table.
 
-use crate::extract::client_ip;
-use crate::index::Credential;
+use crate::extract::{client_ip, is_trusted_peer};
+use crate::index::{Credential, HawkRequest, Refusal};
 use crate::problem::ApiError;
 use crate::state::AppState;
+use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine;
+use keyward_core::clock::Timestamp;
+use keyward_core::hawk::{self, HawkHeader, RequestInfo, ResponseInfo};
 use keyward_core::key::AuthFailure;
 use keyward_core::policy::{Need, Principal};
 use keyward_core::secret::Secret;
+use keyward_core::token::{self, looks_like_jwt};
+use std::net::IpAddr;
 
-/// Reads the credential from `Authorization`.
-fn credential(headers: &HeaderMap) -> Result<Credential, AuthFailure> {
-    let value =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AuthFailure::InvalidCredentials)?;
-    let (scheme, rest) = value.trim().split_once(' ').ok_or(AuthFailure::InvalidCredentials)?;
+/// Largest request body read for a Hawk payload hash.
+const MAX_HAWK_BODY: usize = 1024 * 1024;
+/// Largest response body hashed for `Server-Authorization`; larger or streamed bodies go without a hash.
+const MAX_SIGNED_RESPONSE: usize = 8 * 1024 * 1024;
+
+/// What the `Authorization` header (or a bewit) presents.
+enum Presented {
+    Key(Credential),
+    Token(String),
+    Hawk(Box<HawkHeader>),
+    Bewit(hawk::Bewit, String),
+}
+
+fn presented(headers: &HeaderMap, resource: &str) -> Result<Presented, AuthFailure> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        // A bewit authorizes one GET without a header.
+        if let Some((stripped, bewit)) = hawk::strip_bewit(resource) {
+            let bewit = hawk::parse_bewit(bewit).map_err(|_| AuthFailure::InvalidCredentials)?;
+            return Ok(Presented::Bewit(bewit, stripped));
+        }
+        return Err(AuthFailure::InvalidCredentials);
+    };
+    let value = value.to_str().map_err(|_| AuthFailure::InvalidCredentials)?.trim();
+    let (scheme, rest) = value.split_once(' ').ok_or(AuthFailure::InvalidCredentials)?;
     let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("hawk") {
+        return hawk::parse_header(value)
+            .map(|h| Presented::Hawk(Box::new(h)))
+            .map_err(|_| AuthFailure::InvalidCredentials);
+    }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded =
             base64::engine::general_purpose::STANDARD.decode(rest).map_err(|_| AuthFailure::InvalidCredentials)?;
         let text = String::from_utf8(decoded).map_err(|_| AuthFailure::InvalidCredentials)?;
         let (id, secret) = text.split_once(':').ok_or(AuthFailure::InvalidCredentials)?;
-        Ok(Credential::IdAndSecret(id.to_owned(), Secret::from_presented(secret)))
-    } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-        Ok(Credential::Secret(Secret::from_presented(rest)))
-    } else {
-        Err(AuthFailure::InvalidCredentials)
+        return Ok(Presented::Key(Credential::IdAndSecret(id.to_owned(), Secret::from_presented(secret))));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return Ok(if looks_like_jwt(rest) {
+            Presented::Token(rest.to_owned())
+        } else {
+            Presented::Key(Credential::Secret(Secret::from_presented(rest)))
+        });
+    }
+    Err(AuthFailure::InvalidCredentials)
+}
+
+/// The host and port the client addressed: from `Host`, or from a trusted
+/// proxy's `X-Forwarded-Host`/`-Port`/`-Proto`, never from an untrusted header.
+pub fn request_authority(headers: &HeaderMap, trusted_peer: bool) -> Option<(String, u16)> {
+    let text =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|s| s.split(',').next().unwrap_or("").trim());
+    let (raw, default_port) = match text("x-forwarded-host").filter(|_| trusted_peer) {
+        Some(forwarded) => {
+            let https = text("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"));
+            let port = text("x-forwarded-port").and_then(|p| p.parse().ok()).unwrap_or(if https { 443 } else { 80 });
+            (forwarded, port)
+        }
+        None => (text("host")?, 80),
+    };
+    let (host, port) = match raw.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, rest) = v6.split_once(']')?;
+            (addr, rest.strip_prefix(':').map(str::parse).transpose().ok()?)
+        }
+        None => match raw.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.parse().ok()?)),
+            None => (raw, None),
+        },
+    };
+    if host.is_empty() || host.contains('/') {
+        return None;
+    }
+    Some((host.to_ascii_lowercase(), port.unwrap_or(default_port)))
+}
+
+/// A Hawk-authenticated request, remembered to sign the response.
+struct HawkContext {
+    header: Box<HawkHeader>,
+    secret: Secret,
+    method: String,
+    resource: String,
+    host: String,
+    port: u16,
+    content_type: Option<String>,
+}
+
+fn refused(state: &AppState, refusal: Refusal, ip: IpAddr, now: Timestamp) -> ApiError {
+    state.record_refusal(&refusal, ip, now);
+    match refusal.challenge {
+        Some(challenge) => ApiError::StaleTimestamp(challenge),
+        None => ApiError::Unauthorized(refusal.failure),
     }
 }
 
-/// Authenticates the caller, checks the route's requirement and hands the
-/// `Principal` to the handler.
+/// Authenticates the caller, checks the route's requirement, hands the
+/// `Principal` to the handler and signs Hawk responses.
 pub async fn authorize(
     State((state, need)): State<(AppState, Need)>,
-    mut req: Request,
+    req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     if need == Need::Public {
         return Ok(next.run(req).await);
     }
-    let ip = client_ip(req.headers(), req.extensions(), &state.config.trusted_proxies);
+    let (mut parts, body) = req.into_parts();
+    let ip = client_ip(&parts.headers, &parts.extensions, &state.config.trusted_proxies);
+    let trusted_peer = is_trusted_peer(&parts.extensions, &state.config.trusted_proxies);
     let now = state.now();
-    let principal = match credential(req.headers()) {
-        Err(failure) => return Err(ApiError::Unauthorized(failure)),
-        Ok(c) => match state.index.authenticate(&c, now, ip) {
-            Ok(p) => p,
-            Err(refusal) => {
-                state.record_refusal(&refusal, ip, now);
-                return Err(ApiError::Unauthorized(refusal.failure));
+    let resource = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let mut body = Some(body);
+    let mut hawk_context = None;
+    let principal = match presented(&parts.headers, &resource).map_err(ApiError::Unauthorized)? {
+        Presented::Key(credential) => {
+            state.index.authenticate(&credential, now, ip, true).map_err(|r| refused(&state, r, ip, now))?
+        }
+        Presented::Token(jwt) => {
+            let claims = token::verify(&jwt, |kid| state.tokens.verifying_key(kid, now), &state.issuer, now)
+                .map_err(|_| ApiError::Unauthorized(AuthFailure::InvalidCredentials))?;
+            state.index.authenticate_token(&claims, now, ip).map_err(|r| refused(&state, r, ip, now))?
+        }
+        Presented::Bewit(bewit, stripped) => {
+            hawk::check_bewit_method(parts.method.as_str())
+                .map_err(|_| ApiError::Unauthorized(AuthFailure::InvalidCredentials))?;
+            let (host, port) = request_authority(&parts.headers, trusted_peer).ok_or(ApiError::BadRequest {
+                code: "invalid_host",
+                detail: "the Host header is missing or invalid".into(),
+            })?;
+            state
+                .index
+                .authenticate_bewit(&bewit, &stripped, &host, port, now, ip)
+                .map_err(|r| refused(&state, r, ip, now))?
+        }
+        Presented::Hawk(header) => {
+            let (host, port) = request_authority(&parts.headers, trusted_peer).ok_or(ApiError::BadRequest {
+                code: "invalid_host",
+                detail: "the Host header is missing or invalid".into(),
+            })?;
+            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // The body is read only when the MAC covers a hash of it.
+            let payload = match (&header.hash, body.take()) {
+                (Some(_), Some(b)) => Some(to_bytes(b, MAX_HAWK_BODY).await.map_err(|_| ApiError::BadRequest {
+                    code: "body_too_large",
+                    detail: format!("a Hawk-signed body may be at most {MAX_HAWK_BODY} bytes"),
+                })?),
+                (None, b) => {
+                    body = b;
+                    None
+                }
+                (Some(_), None) => None,
+            };
+            let method = parts.method.as_str().to_owned();
+            let request = HawkRequest {
+                header: &header,
+                info: RequestInfo {
+                    method: &method,
+                    resource: &resource,
+                    host: &host,
+                    port,
+                    content_type: content_type.as_deref(),
+                    payload: payload.as_deref().or(if header.hash.is_some() { Some(&[]) } else { None }),
+                },
+            };
+            let (principal, secret) = state
+                .index
+                .authenticate_hawk(&request, now, ip, &state.nonces)
+                .map_err(|r| refused(&state, r, ip, now))?;
+            if let Some(bytes) = payload {
+                body = Some(Body::from(bytes));
             }
-        },
+            hawk_context = Some(HawkContext { header, secret, method, resource, host, port, content_type });
+            principal
+        }
     };
     if let Some(key) = &principal.key_id {
         state.usage.touch(key, now, ip);
     }
     principal.require(need)?;
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
+    parts.extensions.insert(principal);
+    let response = next.run(Request::from_parts(parts, body.unwrap_or_else(Body::empty))).await;
+    match hawk_context {
+        Some(ctx) => Ok(sign_response(ctx, response).await),
+        None => Ok(response),
+    }
+}
+
+/// Adds `Server-Authorization` with a hash of the body, so the client can trust it.
+async fn sign_response(ctx: HawkContext, response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let streamed =
+        content_type.as_deref().is_some_and(|ct| ct.starts_with("text/csv") || ct.starts_with("application/x-ndjson"));
+    let (payload, body) = if streamed {
+        (None, body)
+    } else {
+        match to_bytes(body, MAX_SIGNED_RESPONSE).await {
+            Ok(bytes) => (Some(bytes.clone()), Body::from(bytes)),
+            Err(_) => return Response::from_parts(parts, Body::empty()),
+        }
+    };
+    let request = RequestInfo {
+        method: &ctx.method,
+        resource: &ctx.resource,
+        host: &ctx.host,
+        port: ctx.port,
+        content_type: ctx.content_type.as_deref(),
+        payload: None,
+    };
+    let resp = ResponseInfo { content_type: content_type.as_deref(), payload: payload.as_deref(), ext: None };
+    if let Ok(value) = hawk::server_authorization_header(&ctx.header, ctx.secret.expose().as_bytes(), &request, &resp)
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        parts.headers.insert("server-authorization", value);
+    }
+    Response::from_parts(parts, body)
 }
 
 /// The authenticated caller, as the handler sees it.
@@ -76,5 +250,42 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .map(Caller)
             .ok_or(ApiError::Unauthorized(AuthFailure::InvalidCredentials))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_authority_comes_from_host_unless_a_trusted_proxy_forwards_it() {
+        assert_eq!(
+            request_authority(&headers(&[("host", "Example.COM:8443")]), false),
+            Some(("example.com".into(), 8443))
+        );
+        assert_eq!(request_authority(&headers(&[("host", "example.com")]), false), Some(("example.com".into(), 80)));
+        assert_eq!(request_authority(&headers(&[("host", "[::1]:8080")]), false), Some(("::1".into(), 8080)));
+        let forwarded = headers(&[
+            ("host", "10.0.0.5:8080"),
+            ("x-forwarded-host", "api.example.com"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(request_authority(&forwarded, true), Some(("api.example.com".into(), 443)));
+        assert_eq!(
+            request_authority(&forwarded, false),
+            Some(("10.0.0.5".into(), 8080)),
+            "untrusted peers cannot forward"
+        );
+        assert_eq!(request_authority(&headers(&[("host", "a/b")]), false), None);
+        assert_eq!(request_authority(&headers(&[("host", "a:notaport")]), false), None);
+        assert_eq!(request_authority(&HeaderMap::new(), false), None);
     }
 }

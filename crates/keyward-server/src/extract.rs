@@ -72,6 +72,13 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// Whether the socket peer is one of the trusted proxies.
+pub fn is_trusted_peer(extensions: &Extensions, trusted: &[IpNet]) -> bool {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(addr)| trusted.iter().any(|n| n.contains(&addr.ip())))
+}
+
 pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpNet]) -> IpAddr {
     let peer =
         extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([127, 0, 0, 1]), |ConnectInfo(addr)| addr.ip());

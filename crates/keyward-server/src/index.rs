@@ -2,15 +2,19 @@
 //! so authenticating a request reads no database row. It is refreshed from the
 //! store by the same code path that writes the store.
 
+use crate::nonce::NonceCache;
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{Keyring, SecretDigest};
+use keyward_core::hawk::{self, AuthOptions, Bewit, HawkError, HawkHeader, PayloadCheck, RequestInfo};
 use keyward_core::ids::{KeyId, OrgId, UserId};
 use keyward_core::key::{AuthFailure, KeyState, check_key_state};
 use keyward_core::model::{KeyRecord, Org, UserStatus, builtin_roles};
+use keyward_core::permission::Permission;
 use keyward_core::permission::PermissionSet;
 use keyward_core::policy::{AuthMethod, Directory, Principal};
 use keyward_core::secret::{Secret, SecretShape, shape};
 use keyward_core::store::{KeyUsage, Store, StoreError};
+use keyward_core::token::AccessClaims;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -74,12 +78,28 @@ pub struct Refusal {
     pub failure: AuthFailure,
     /// (key, org, owner) of the key the credential named or matched.
     pub key: Option<(KeyId, OrgId, UserId)>,
+    /// A Hawk `WWW-Authenticate` stale-timestamp challenge (only after a valid MAC).
+    pub challenge: Option<String>,
 }
 
 impl Refusal {
     fn anonymous(failure: AuthFailure) -> Self {
-        Self { failure, key: None }
+        Self { failure, key: None, challenge: None }
     }
+
+    fn about(key: &IndexedKey, failure: AuthFailure) -> Self {
+        Self {
+            failure,
+            key: Some((key.record.id.clone(), key.record.org_id.clone(), key.record.owner_id.clone())),
+            challenge: None,
+        }
+    }
+}
+
+/// A Hawk request as the MAC covers it.
+pub struct HawkRequest<'a> {
+    pub header: &'a HawkHeader,
+    pub info: RequestInfo<'a>,
 }
 
 /// A presented credential.
@@ -158,7 +178,15 @@ impl KeyIndex {
 
     /// Judges a credential: `invalid_credentials`, `key_locked`, `key_expired`,
     /// `ip_not_allowed`, in that order. Touches no database row.
-    pub fn authenticate(&self, credential: &Credential, now: Timestamp, source: IpAddr) -> Result<Principal, Refusal> {
+    /// `direct`: the secret is used as the credential itself (refused where the
+    /// org forbids it), not to buy a token.
+    pub fn authenticate(
+        &self,
+        credential: &Credential,
+        now: Timestamp,
+        source: IpAddr,
+        direct: bool,
+    ) -> Result<Principal, Refusal> {
         let secret = match credential {
             Credential::IdAndSecret(_, s) | Credential::Secret(s) => s,
         };
@@ -170,16 +198,13 @@ impl KeyIndex {
             Credential::Secret(_) => snap.by_digest.get(&digest.0).and_then(|id| snap.keys.get(id)),
         }
         .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let refuse = |failure| Refusal {
-            failure,
-            key: Some((key.record.id.clone(), key.record.org_id.clone(), key.record.owner_id.clone())),
-        };
+        let refuse = |failure| Refusal::about(key, failure);
         if shape(secret.expose()) == SecretShape::BadChecksum || !secret_matches(&key.record, &digest, now) {
             return Err(refuse(AuthFailure::InvalidCredentials));
         }
         check_key_state(&key.state, now, source).map_err(refuse)?;
         let allow_direct = snap.directory.orgs.get(&key.record.org_id).is_some_and(|o| o.settings.allow_direct_secret);
-        if !allow_direct {
+        if direct && !allow_direct {
             return Err(refuse(AuthFailure::InvalidCredentials));
         }
         Ok(Principal {
@@ -190,6 +215,152 @@ impl KeyIndex {
             cross_org: key.cross_org,
             auth_method: AuthMethod::Secret,
         })
+    }
+}
+
+impl KeyIndex {
+    /// The secrets a key accepts now: the current one, and the previous one in its grace period.
+    fn live_secrets(&self, key: &KeyRecord, now: Timestamp) -> Vec<Secret> {
+        let mut sealed = vec![&key.secret];
+        if let Some(prev) = key.previous_secret.as_ref().filter(|p| now < p.valid_until) {
+            sealed.push(&prev.sealed);
+        }
+        sealed.into_iter().filter_map(|s| self.keyring.open(key.id.as_str(), &s.ciphertext).ok()).collect()
+    }
+
+    /// Judges a Hawk request: MAC (and payload hash, when sent), then nonce and
+    /// timestamp, then the key's state. Returns the secret that matched, for
+    /// `Server-Authorization`.
+    pub fn authenticate_hawk(
+        &self,
+        req: &HawkRequest<'_>,
+        now: Timestamp,
+        source: IpAddr,
+        nonces: &NonceCache,
+    ) -> Result<(Principal, Secret), Refusal> {
+        let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let Some(key) = snap.keys.get(&KeyId::from_trusted(req.header.id.clone())) else {
+            // Spend the same work on unknown ids, so timing does not tell which ids exist.
+            let _ = hawk::authenticate_request(
+                req.header,
+                b"keyward-unknown-id",
+                &req.info,
+                now.timestamp(),
+                &AuthOptions::default(),
+            );
+            return Err(Refusal::anonymous(AuthFailure::InvalidCredentials));
+        };
+        // Delegation (Oz app/dlg) is not part of Keyward; such requests are refused outright.
+        if req.header.app.is_some() {
+            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
+        }
+        let require_hash =
+            snap.directory.orgs.get(&key.record.org_id).is_some_and(|o| o.settings.hawk_require_payload_hash);
+        let options = AuthOptions { require_payload_hash: require_hash, ..AuthOptions::default() };
+        let mut outcome = Err(HawkError::BadMac);
+        let mut matched = None;
+        for secret in self.live_secrets(&key.record, now) {
+            outcome = hawk::authenticate_request(
+                req.header,
+                secret.expose().as_bytes(),
+                &req.info,
+                now.timestamp(),
+                &options,
+            );
+            if !matches!(outcome, Err(HawkError::BadMac)) {
+                matched = Some(secret);
+                break;
+            }
+        }
+        let authenticated = match outcome {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(reason = e.reason(), key = %key.record.id, "hawk request refused");
+                let mut refusal = Refusal::about(key, AuthFailure::InvalidCredentials);
+                refusal.challenge = e.challenge();
+                return Err(refusal);
+            }
+        };
+        if authenticated.payload == PayloadCheck::Deferred {
+            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
+        }
+        if !nonces.first_use(&authenticated.id, &authenticated.nonce, now.timestamp()) {
+            tracing::debug!(key = %key.record.id, "hawk nonce replayed");
+            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
+        }
+        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
+        let secret = matched.ok_or_else(|| Refusal::about(key, AuthFailure::InvalidCredentials))?;
+        Ok((principal_of(key, AuthMethod::Hawk), secret))
+    }
+
+    /// Judges a bewit (a single-URI Hawk authorization in the query string, GET and HEAD only).
+    pub fn authenticate_bewit(
+        &self,
+        bewit: &Bewit,
+        resource: &str,
+        host: &str,
+        port: u16,
+        now: Timestamp,
+        source: IpAddr,
+    ) -> Result<Principal, Refusal> {
+        let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let key = snap
+            .keys
+            .get(&KeyId::from_trusted(bewit.id.clone()))
+            .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let ok = self.live_secrets(&key.record, now).iter().any(|s| {
+            hawk::authenticate_bewit(bewit, s.expose().as_bytes(), resource, host, port, now.timestamp()).is_ok()
+        });
+        if !ok {
+            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
+        }
+        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
+        Ok(principal_of(key, AuthMethod::Hawk))
+    }
+
+    /// Judges an access token whose signature and expiry were verified: the key
+    /// that bought it must still exist with the secret that bought it, and be
+    /// usable now; the token holds at most what the key holds now.
+    pub fn authenticate_token(
+        &self,
+        claims: &AccessClaims,
+        now: Timestamp,
+        source: IpAddr,
+    ) -> Result<Principal, Refusal> {
+        let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let key = snap
+            .keys
+            .get(&KeyId::from_trusted(claims.client_id.clone()))
+            .filter(|k| k.record.org_id.as_str() == claims.org_id)
+            .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let current = key.record.secret.digest.version() == claims.sv;
+        let in_grace = key
+            .record
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| now < p.valid_until && p.sealed.digest.version() == claims.sv);
+        if !(current || in_grace) {
+            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
+        }
+        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
+        let mut scoped = PermissionSet::default();
+        for p in claims.scope.split_whitespace().filter_map(|s| Permission::parse(s, false).ok()) {
+            scoped.grant(&p.scope, &p.resource, p.access);
+        }
+        let mut principal = principal_of(key, AuthMethod::Token);
+        principal.permissions = scoped.intersect(&key.permissions);
+        Ok(principal)
+    }
+}
+
+fn principal_of(key: &IndexedKey, auth_method: AuthMethod) -> Principal {
+    Principal {
+        user_id: key.record.owner_id.clone(),
+        org_id: key.record.org_id.clone(),
+        key_id: Some(key.record.id.clone()),
+        permissions: key.permissions.clone(),
+        cross_org: key.cross_org,
+        auth_method,
     }
 }
 

@@ -8,13 +8,16 @@ pub mod config;
 pub mod extract;
 pub mod handlers;
 pub mod index;
+pub mod nonce;
 pub mod problem;
 pub mod state;
+pub mod tokens;
 pub mod views;
 
 use crate::config::{Config, StoreLocation};
 use crate::index::{KeyIndex, UsageRecorder};
 use crate::state::AppState;
+use crate::tokens::TokenKeys;
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request};
 use keyward_core::clock::{Clock, SystemClock};
@@ -88,6 +91,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let index = Arc::new(KeyIndex::new(keyring.clone()));
     index.reload(store.as_ref()).await.context("cannot load the key index")?;
     let usage = Arc::new(UsageRecorder::default());
+    let tokens = Arc::new(TokenKeys::load(store.as_ref(), keyring.clone(), clock.now()).await?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let issuer: Arc<str> = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).into();
     let state = AppState {
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -96,6 +105,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         usage: usage.clone(),
         clock,
         failures: Arc::default(),
+        nonces: Arc::default(),
+        tokens,
+        issuer,
     };
 
     let background = tokio::spawn(background_writers(state.clone()));
@@ -109,10 +121,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
     );
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, store = ?config.store, "keyward listening");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

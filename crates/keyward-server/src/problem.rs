@@ -31,6 +31,9 @@ pub enum ApiError {
     Core(#[from] CoreError),
     #[error("authentication failed: {}", .0.code())]
     Unauthorized(AuthFailure),
+    /// A Hawk request with a valid MAC but a timestamp outside the window; carries the challenge.
+    #[error("stale Hawk timestamp")]
+    StaleTimestamp(String),
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("unsupported media type")]
@@ -73,6 +76,12 @@ impl ApiError {
                 vec![],
             ),
             ApiError::Unauthorized(f) => (StatusCode::UNAUTHORIZED, f.code(), auth_detail(*f).into(), vec![]),
+            ApiError::StaleTimestamp(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the Hawk timestamp is outside the allowed clock skew; see WWW-Authenticate".into(),
+                vec![],
+            ),
             ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail.clone(), vec![]),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -117,7 +126,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let mut resp = problem_response(status, code, detail, errors);
-        if status == StatusCode::UNAUTHORIZED {
+        if let ApiError::StaleTimestamp(challenge) = &self
+            && let Ok(value) = HeaderValue::from_str(challenge)
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        } else if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\", Bearer, Hawk"));
         }

@@ -3,6 +3,8 @@
 use crate::config::Config;
 use crate::index::Refusal;
 use crate::index::{KeyIndex, UsageRecorder};
+use crate::nonce::NonceCache;
+use crate::tokens::TokenKeys;
 use keyward_core::audit::{AuditEvent, FailureCoalescer};
 use keyward_core::clock::{Clock, Timestamp};
 use keyward_core::crypto::Keyring;
@@ -22,6 +24,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Refused key uses waiting to be written, coalesced per key, source and reason.
     pub failures: Arc<Mutex<FailureCoalescer>>,
+    /// Hawk nonces seen within the timestamp window.
+    pub nonces: Arc<NonceCache>,
+    /// The access-token signing keys.
+    pub tokens: Arc<TokenKeys>,
+    /// The service's public URL: the `iss` and `aud` of its tokens.
+    pub issuer: Arc<str>,
 }
 
 impl AppState {

@@ -136,6 +136,8 @@ pub struct OrgView {
     pub allow_direct_secret: bool,
     /// Audit entries older than this many days are pruned; `null` keeps them all.
     pub audit_retention_days: Option<u32>,
+    /// Hawk requests must carry a payload hash.
+    pub hawk_require_payload_hash: bool,
     #[serde(with = "serde_rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -150,6 +152,7 @@ impl From<&Org> for OrgView {
             default_expiry_days: o.settings.default_expiry_days,
             allow_direct_secret: o.settings.allow_direct_secret,
             audit_retention_days: o.settings.audit_retention_days,
+            hawk_require_payload_hash: o.settings.hawk_require_payload_hash,
             created_at: o.created_at,
         }
     }

@@ -3,8 +3,10 @@
 pub mod audit;
 pub mod keys;
 pub mod me;
+pub mod oauth;
 pub mod ops;
 pub mod orgs;
 pub mod roles;
 pub mod scopes;
 pub mod users;
+pub mod verify;

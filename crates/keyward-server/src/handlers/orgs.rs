@@ -99,6 +99,7 @@ pub struct UpdateOrgRequest {
     #[schema(value_type = Option<i64>, nullable)]
     default_expiry_days: Option<Option<i64>>,
     allow_direct_secret: Option<bool>,
+    hawk_require_payload_hash: Option<bool>,
     /// 1–36500 days, or `null` to keep every audit entry.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<i64>, nullable)]
@@ -149,6 +150,9 @@ pub async fn patch(
             None => problems.push(FieldError::new("audit_retention_days", "must be 1 to 36500, or null")),
         },
     }
+    if let Some(require) = body.hawk_require_payload_hash {
+        org.settings.hawk_require_payload_hash = require;
+    }
     if let Some(allow) = body.allow_direct_secret {
         org.settings.allow_direct_secret = allow;
     }
@@ -157,7 +161,8 @@ pub async fn patch(
     }
     let details = json!({"name": org.name, "max_keys_per_user": org.settings.max_keys_per_user,
         "default_expiry_days": org.settings.default_expiry_days, "allow_direct_secret": org.settings.allow_direct_secret,
-        "audit_retention_days": org.settings.audit_retention_days});
+        "audit_retention_days": org.settings.audit_retention_days,
+        "hawk_require_payload_hash": org.settings.hawk_require_payload_hash});
     let event = audit_event(&caller, ip, state.now(), org.id.as_str(), "org.update", ("org", org.id.as_str()), details);
     state.store.update_org(&org, &event).await?;
     state.index.reload(state.store.as_ref()).await?;

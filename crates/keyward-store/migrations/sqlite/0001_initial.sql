@@ -13,6 +13,7 @@ CREATE TABLE orgs (
     default_expiry_days INTEGER,
     allow_direct_secret INTEGER NOT NULL,
     audit_retention_days INTEGER,
+    hawk_require_payload_hash INTEGER NOT NULL DEFAULT 0,
     created_at          INTEGER NOT NULL
 );
 

@@ -108,8 +108,8 @@ async fn append_audit(tx: &mut SqliteConnection, e: &AuditEvent) -> Result<(), S
 
 async fn insert_org_row(tx: &mut SqliteConnection, org: &Org) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO orgs (id, name, max_keys_per_user, default_expiry_days, allow_direct_secret, audit_retention_days, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orgs (id, name, max_keys_per_user, default_expiry_days, allow_direct_secret, audit_retention_days, \
+         hawk_require_payload_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
         .bind(org.id.as_str())
         .bind(&org.name)
@@ -117,6 +117,7 @@ async fn insert_org_row(tx: &mut SqliteConnection, org: &Org) -> Result<(), Stor
         .bind(org.settings.default_expiry_days)
         .bind(org.settings.allow_direct_secret)
         .bind(org.settings.audit_retention_days)
+        .bind(org.settings.hawk_require_payload_hash)
         .bind(secs(org.created_at))
         .execute(&mut *tx)
         .await
@@ -388,6 +389,17 @@ impl Store for SqliteStore {
         Ok(stored)
     }
 
+    async fn swap_meta(&self, name: &str, expected: &str, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE meta SET value = ? WHERE name = ? AND value = ?")
+            .bind(value)
+            .bind(name)
+            .bind(expected)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn bootstrap(
         &self,
         org: &Org,
@@ -442,6 +454,7 @@ impl Store for SqliteStore {
             .bind(org.settings.default_expiry_days)
             .bind(org.settings.allow_direct_secret)
             .bind(org.settings.audit_retention_days)
+            .bind(org.settings.hawk_require_payload_hash)
             .bind(org.id.as_str())
             .execute(&mut *tx)
             .await

@@ -54,6 +54,7 @@ pub struct OrgRow {
     default_expiry_days: Option<i64>,
     allow_direct_secret: bool,
     audit_retention_days: Option<i64>,
+    hawk_require_payload_hash: bool,
     created_at: i64,
 }
 
@@ -70,6 +71,7 @@ impl OrgRow {
                     .audit_retention_days
                     .map(|d| u32_of("audit_retention_days", d))
                     .transpose()?,
+                hawk_require_payload_hash: self.hawk_require_payload_hash,
             },
             created_at: time(self.created_at)?,
         })

@@ -448,17 +448,20 @@ impl Store for SqliteStore {
 
     async fn update_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let done = sqlx::query("UPDATE orgs SET name = ?, max_keys_per_user = ?, default_expiry_days = ?, allow_direct_secret = ?, audit_retention_days = ? WHERE id = ?")
-            .bind(&org.name)
-            .bind(org.settings.max_keys_per_user)
-            .bind(org.settings.default_expiry_days)
-            .bind(org.settings.allow_direct_secret)
-            .bind(org.settings.audit_retention_days)
-            .bind(org.settings.hawk_require_payload_hash)
-            .bind(org.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        let done = sqlx::query(
+            "UPDATE orgs SET name = ?, max_keys_per_user = ?, default_expiry_days = ?, allow_direct_secret = ?, \
+             audit_retention_days = ?, hawk_require_payload_hash = ? WHERE id = ?",
+        )
+        .bind(&org.name)
+        .bind(org.settings.max_keys_per_user)
+        .bind(org.settings.default_expiry_days)
+        .bind(org.settings.allow_direct_secret)
+        .bind(org.settings.audit_retention_days)
+        .bind(org.settings.hawk_require_payload_hash)
+        .bind(org.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "organization" });
         }

@@ -90,7 +90,7 @@ impl ChainVerifier {
 /// Failed key uses, coalesced: one entry per key, source and reason per window.
 #[derive(Debug, Default)]
 pub struct FailureCoalescer {
-    open: std::collections::HashMap<(String, String, String), FailureWindow>,
+    open: std::collections::HashMap<(String, String, String, String), FailureWindow>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,16 +107,27 @@ pub const FAILURE_WINDOW_SECS: i64 = 60;
 
 impl FailureCoalescer {
     /// Counts one refused use of `key_id` from `source` for `reason`.
-    pub fn record(&mut self, org_id: &str, owner_id: &str, key_id: &str, source: &str, reason: &str, at: Timestamp) {
-        let w = self.open.entry((key_id.to_owned(), source.to_owned(), reason.to_owned())).or_insert_with(|| {
-            FailureWindow {
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &mut self,
+        action: &str,
+        org_id: &str,
+        owner_id: &str,
+        key_id: &str,
+        source: &str,
+        reason: &str,
+        at: Timestamp,
+    ) {
+        let w = self
+            .open
+            .entry((action.to_owned(), key_id.to_owned(), source.to_owned(), reason.to_owned()))
+            .or_insert_with(|| FailureWindow {
                 org_id: org_id.to_owned(),
                 owner_id: owner_id.to_owned(),
                 first_at: at,
                 last_at: at,
                 count: 0,
-            }
-        });
+            });
         w.count += 1;
         w.last_at = at;
     }
@@ -133,13 +144,13 @@ impl FailureCoalescer {
         let mut events: Vec<AuditEvent> = due
             .into_iter()
             .filter_map(|k| self.open.remove(&k).map(|w| (k, w)))
-            .map(|((key_id, source, reason), w)| AuditEvent {
+            .map(|((action, key_id, source, reason), w)| AuditEvent {
                 at: w.last_at,
                 org_id: w.org_id,
                 actor_id: w.owner_id,
                 actor_key_id: Some(key_id.clone()),
                 source_ip: Some(source),
-                action: "key.use_failed".into(),
+                action,
                 target_type: "key".into(),
                 target_id: key_id,
                 outcome: "failure".into(),
@@ -212,16 +223,26 @@ mod tests {
 
     #[test]
     fn failures_coalesce_per_key_source_and_reason_per_window() {
+        const U: &str = "key.use_failed";
         let t0 = event().at;
         let mut c = FailureCoalescer::default();
         for i in 0..100 {
-            c.record("org", "usr", "kw_1", "10.0.0.1", "invalid_credentials", t0 + chrono::Duration::seconds(i % 30));
+            c.record(
+                U,
+                "org",
+                "usr",
+                "kw_1",
+                "10.0.0.1",
+                "invalid_credentials",
+                t0 + chrono::Duration::seconds(i % 30),
+            );
         }
-        c.record("org", "usr", "kw_1", "10.0.0.2", "invalid_credentials", t0);
-        c.record("org", "usr", "kw_1", "10.0.0.1", "key_locked", t0);
+        c.record(U, "org", "usr", "kw_1", "10.0.0.2", "invalid_credentials", t0);
+        c.record(U, "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0);
+        c.record("session.sign_in", "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0);
         assert!(c.drain(t0 + chrono::Duration::seconds(59), false).is_empty());
         let events = c.drain(t0 + chrono::Duration::seconds(60), false);
-        assert_eq!(events.len(), 3);
+        assert_eq!(events.len(), 4);
         let flood = events.iter().find(|e| e.details["count"] == 100).unwrap();
         assert_eq!(flood.details["reason"], "invalid_credentials");
         assert_eq!(flood.source_ip.as_deref(), Some("10.0.0.1"));

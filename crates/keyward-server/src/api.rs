@@ -2,7 +2,7 @@
 //! place. The router is built from it, and tests walk it.
 
 use crate::auth::authorize;
-use crate::handlers::{audit, keys, me, oauth, ops, orgs, roles, scopes, users, verify};
+use crate::handlers::{audit, keys, me, oauth, ops, orgs, roles, scopes, sessions, users, verify};
 use crate::problem::problem_response;
 use crate::state::AppState;
 use axum::Router;
@@ -31,6 +31,8 @@ fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (e("POST", "/v1/oauth/token", Need::Public), post(oauth::token)),
         (e("POST", "/v1/oauth/signing-keys/rotate", Need::Keyward("orgs", Write)), post(oauth::rotate)),
         (e("POST", "/v1/verify", Need::Keyward("verify", Read)), post(verify::verify)),
+        (e("POST", "/v1/sessions", Need::Public), post(sessions::sign_in)),
+        (e("DELETE", "/v1/sessions/current", Need::Authenticated), delete(sessions::sign_out)),
         (e("GET", "/v1/me", Need::Authenticated), get(me::me)),
         (e("GET", "/v1/keys", Need::Keyward("keys", Read)), get(keys::list)),
         (e("POST", "/v1/keys", Need::Keyward("keys", Write)), post(keys::create)),
@@ -96,7 +98,7 @@ pub fn router(state: AppState) -> Router {
 #[openapi(
     info(title = "Keyward", description = "API keys for people and machines: issue, roll, lock, verify, audit."),
     paths(
-        ops::healthz, ops::readyz, ops::openapi, me::me, oauth::token, oauth::jwks, oauth::rotate, verify::verify,
+        ops::healthz, ops::readyz, ops::openapi, me::me, sessions::sign_in, sessions::sign_out, oauth::token, oauth::jwks, oauth::rotate, verify::verify,
         keys::list, keys::create, keys::import, keys::bulk, keys::get, keys::patch, keys::delete, keys::roll, keys::lock, keys::unlock,
         orgs::list, orgs::create, orgs::get, orgs::patch,
         users::list, users::create, users::get, users::patch, users::delete, keys::list_for_user, keys::create_for_user,
@@ -169,8 +171,8 @@ mod tests {
     #[test]
     fn every_v1_endpoint_requires_a_credential() {
         for e in endpoints() {
-            // The token endpoint authenticates its clients itself (RFC 6749 §2.3).
-            if e.path.starts_with("/v1/") && e.path != "/v1/oauth/token" {
+            // The token and sign-in endpoints check the key's secret themselves.
+            if e.path.starts_with("/v1/") && !["/v1/oauth/token", "/v1/sessions"].contains(&e.path) {
                 assert_ne!(e.need, Need::Public, "{} {} is public", e.method, e.path);
             }
         }

@@ -5,6 +5,7 @@
 use crate::extract::{client_ip, is_trusted_peer};
 use crate::index::{Credential, HawkRequest, Refusal};
 use crate::problem::ApiError;
+use crate::sessions;
 use crate::state::AppState;
 use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
@@ -31,6 +32,7 @@ enum Presented {
     Token(String),
     Hawk(Box<HawkHeader>),
     Bewit(hawk::Bewit, String),
+    Session(String),
 }
 
 fn presented(headers: &HeaderMap, resource: &str) -> Result<Presented, AuthFailure> {
@@ -40,8 +42,13 @@ fn presented(headers: &HeaderMap, resource: &str) -> Result<Presented, AuthFailu
             let bewit = hawk::parse_bewit(bewit).map_err(|_| AuthFailure::InvalidCredentials)?;
             return Ok(Presented::Bewit(bewit, stripped));
         }
-        return Err(AuthFailure::InvalidCredentials);
+        let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).and_then(sessions::token_from_cookies);
+        return cookie.map(|t| Presented::Session(t.to_owned())).ok_or(AuthFailure::InvalidCredentials);
     };
+    // A bewit beside a header is ambiguous; refuse rather than pick one (HAWK.md §4.9).
+    if hawk::strip_bewit(resource).is_some() {
+        return Err(AuthFailure::InvalidCredentials);
+    }
     let value = value.to_str().map_err(|_| AuthFailure::InvalidCredentials)?.trim();
     let (scheme, rest) = value.split_once(' ').ok_or(AuthFailure::InvalidCredentials)?;
     let rest = rest.trim();
@@ -136,6 +143,22 @@ pub async fn authorize(
         Presented::Key(credential) => {
             state.index.authenticate(&credential, now, ip, true).map_err(|r| refused(&state, r, ip, now))?
         }
+        Presented::Session(token) => {
+            let session =
+                state.sessions.touch(&token, now).ok_or(ApiError::Unauthorized(AuthFailure::InvalidCredentials))?;
+            // Cookies travel with cross-site requests; a write must also repeat the CSRF token.
+            let safe = matches!(parts.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+            let csrf = parts.headers.get(sessions::CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if !safe && !csrf.is_some_and(|c| session.csrf_matches(c)) {
+                return Err(ApiError::Core(keyward_core::CoreError::forbidden(
+                    "a write in a browser session needs its X-CSRF-Token header",
+                )));
+            }
+            state.index.authenticate_session(&session.key_id, now, ip).map_err(|r| {
+                state.sessions.end(&token);
+                refused(&state, r, ip, now)
+            })?
+        }
         Presented::Token(jwt) => {
             let claims = token::verify(&jwt, |kid| state.tokens.verifying_key(kid, now), &state.issuer, now)
                 .map_err(|_| ApiError::Unauthorized(AuthFailure::InvalidCredentials))?;
@@ -180,7 +203,7 @@ pub async fn authorize(
                     host: &host,
                     port,
                     content_type: content_type.as_deref(),
-                    payload: payload.as_deref().or(if header.hash.is_some() { Some(&[]) } else { None }),
+                    payload: payload.as_deref(),
                 },
             };
             let (principal, secret) = state

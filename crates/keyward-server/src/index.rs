@@ -353,6 +353,16 @@ impl KeyIndex {
     }
 }
 
+impl KeyIndex {
+    /// Judges a key that proved itself earlier (a browser session): it must still be usable now.
+    pub fn authenticate_session(&self, id: &KeyId, now: Timestamp, source: IpAddr) -> Result<Principal, Refusal> {
+        let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let key = snap.keys.get(id).ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
+        Ok(principal_of(key, AuthMethod::Session))
+    }
+}
+
 fn principal_of(key: &IndexedKey, auth_method: AuthMethod) -> Principal {
     Principal {
         user_id: key.record.owner_id.clone(),

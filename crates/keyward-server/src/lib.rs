@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod index;
 pub mod nonce;
 pub mod problem;
+pub mod sessions;
 pub mod state;
 pub mod tokens;
 pub mod views;
@@ -108,6 +109,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         nonces: Arc::default(),
         tokens,
         issuer,
+        sessions: Arc::default(),
     };
 
     let background = tokio::spawn(background_writers(state.clone()));

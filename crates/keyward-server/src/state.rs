@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::index::Refusal;
 use crate::index::{KeyIndex, UsageRecorder};
 use crate::nonce::NonceCache;
+use crate::sessions::SessionStore;
 use crate::tokens::TokenKeys;
 use keyward_core::audit::{AuditEvent, FailureCoalescer};
 use keyward_core::clock::{Clock, Timestamp};
@@ -30,6 +31,8 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     /// The service's public URL: the `iss` and `aud` of its tokens.
     pub issuer: Arc<str>,
+    /// Browser sessions of the web console.
+    pub sessions: Arc<SessionStore>,
 }
 
 impl AppState {
@@ -39,8 +42,13 @@ impl AppState {
 
     /// Counts a refused use of a known key for the audit log.
     pub fn record_refusal(&self, refusal: &Refusal, ip: IpAddr, now: Timestamp) {
+        self.record_failure("key.use_failed", refusal, refusal.failure.code(), ip, now);
+    }
+
+    /// Counts a refused action on a known key (coalesced per key, source and reason).
+    pub fn record_failure(&self, action: &str, refusal: &Refusal, reason: &str, ip: IpAddr, now: Timestamp) {
         if let (Some((key, org, owner)), Ok(mut f)) = (&refusal.key, self.failures.lock()) {
-            f.record(org.as_str(), owner.as_str(), key.as_str(), &ip.to_string(), refusal.failure.code(), now);
+            f.record(action, org.as_str(), owner.as_str(), key.as_str(), &ip.to_string(), reason, now);
         }
     }
 }

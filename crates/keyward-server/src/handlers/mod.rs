@@ -8,5 +8,6 @@ pub mod ops;
 pub mod orgs;
 pub mod roles;
 pub mod scopes;
+pub mod sessions;
 pub mod users;
 pub mod verify;

@@ -349,6 +349,8 @@ impl KeyIndex {
         }
         let mut principal = principal_of(key, AuthMethod::Token);
         principal.permissions = scoped.intersect(&key.permissions);
+        // Acting across orgs (and granting freely) is for the full account admin only, never a narrowed token.
+        principal.cross_org = key.cross_org && principal.permissions == key.permissions;
         Ok(principal)
     }
 }

@@ -1,28 +1,12 @@
 //! The rules for users, roles and declared scopes: what their create and
 //! change requests may contain.
 
-use crate::error::{CoreError, FieldError};
+use crate::error::CoreError;
 use crate::ids::RoleId;
+use crate::input::Problems;
 use crate::model::{UserKind, UserStatus};
 use crate::permission::{Permission, is_valid_name};
-use serde::{Deserialize, Deserializer};
-
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
-#[derive(Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
-    }
-
-    fn finish<T>(self, value: T) -> Result<T, CoreError> {
-        if self.0.is_empty() { Ok(value) } else { Err(CoreError::Validation(self.0)) }
-    }
-}
+use serde::Deserialize;
 
 /// A display name: 1–255 characters, not blank, no control characters.
 fn check_display_name(p: &mut Problems, field: &str, name: &str) {
@@ -100,7 +84,7 @@ impl CreateUserRequest {
 pub struct UpdateUserRequest {
     pub name: Option<String>,
     /// An address, or `null` to remove it.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     #[schema(value_type = Option<String>, nullable)]
     pub email: Option<Option<String>>,
     pub roles: Option<Vec<String>>,
@@ -152,7 +136,7 @@ pub struct UpdateRoleRequest {
     pub description: Option<String>,
     pub permissions: Option<Vec<String>>,
     /// A cap, or `null` to remove it.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     #[schema(value_type = Option<i64>, nullable)]
     pub max_keys: Option<Option<i64>>,
 }

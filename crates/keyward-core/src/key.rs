@@ -2,8 +2,9 @@
 //! limits apply, and how a presented credential is judged.
 
 use crate::clock::Timestamp;
-use crate::error::{CoreError, FieldError};
+use crate::error::CoreError;
 use crate::ids::{KeyId, RoleId};
+use crate::input::Problems;
 use crate::model::{KeyRecord, NetworkRestriction, ScopeGrant};
 use crate::secret::Secret;
 use crate::store::StoreError;
@@ -70,17 +71,12 @@ pub struct UpdateKeyRequest {
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<ScopeGrant>>,
     /// A future RFC 3339 time, or `null` for never.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     #[schema(value_type = Option<String>, nullable)]
     pub expires_at: Option<Option<String>>,
     pub expires_in_days: Option<i64>,
     pub network_restrictions: Option<Vec<String>>,
     pub reauth_timeout_s: Option<i64>,
-}
-
-/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A validated create or import.
@@ -99,20 +95,6 @@ pub struct KeySpec {
     pub network_restrictions: Vec<NetworkRestriction>,
     pub reauth_timeout_s: u32,
     pub secret: Option<Secret>,
-}
-
-/// Collects every field problem of one request, so the client sees them all at once.
-#[derive(Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
-    }
-
-    fn finish<T>(self, value: T) -> Result<T, CoreError> {
-        if self.0.is_empty() { Ok(value) } else { Err(CoreError::Validation(self.0)) }
-    }
 }
 
 fn check_name(p: &mut Problems, name: &str) {
@@ -167,9 +149,9 @@ fn parse_networks(p: &mut Problems, list: &[String]) -> Vec<NetworkRestriction> 
     let mut out: Vec<NetworkRestriction> = Vec::with_capacity(list.len());
     for (i, s) in list.iter().enumerate() {
         match s.parse::<NetworkRestriction>() {
-            Ok(n) if out.contains(&n) => p.add(&format!("network_restrictions[{i}]"), format!("`{n}` is listed twice")),
+            Ok(n) if out.contains(&n) => p.add(format!("network_restrictions[{i}]"), format!("`{n}` is listed twice")),
             Ok(n) => out.push(n),
-            Err(e) => p.add(&format!("network_restrictions[{i}]"), e),
+            Err(e) => p.add(format!("network_restrictions[{i}]"), e),
         }
     }
     out
@@ -188,7 +170,7 @@ fn parse_roles(p: &mut Problems, roles: &[String]) -> Vec<RoleId> {
     let mut out: Vec<RoleId> = Vec::new();
     for (i, r) in roles.iter().enumerate() {
         if r.is_empty() || r.len() > 64 {
-            p.add(&format!("roles[{i}]"), "is not a role id");
+            p.add(format!("roles[{i}]"), "is not a role id");
         } else {
             let id = RoleId::from_trusted(r.clone());
             if !out.contains(&id) {

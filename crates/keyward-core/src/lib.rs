@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod error;
 pub mod hawk;
 pub mod ids;
+pub mod input;
 pub mod key;
 pub mod model;
 pub mod permission;

@@ -12,7 +12,7 @@ use keyward_core::CoreError;
 use keyward_core::FieldError;
 use keyward_core::ids::OrgId;
 use keyward_core::model::{DEFAULT_EXPIRY_DAYS_RANGE, MAX_KEYS_PER_USER_RANGE, Org, OrgSettings};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 
 /// Organizations the caller can see.
@@ -95,19 +95,15 @@ pub struct UpdateOrgRequest {
     /// 1–100000.
     max_keys_per_user: Option<i64>,
     /// 1–36500, or `null` for keys without expiry.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "keyward_core::input::double_option")]
     #[schema(value_type = Option<i64>, nullable)]
     default_expiry_days: Option<Option<i64>>,
     allow_direct_secret: Option<bool>,
     hawk_require_payload_hash: Option<bool>,
     /// 1–36500 days, or `null` to keep every audit entry.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "keyward_core::input::double_option")]
     #[schema(value_type = Option<i64>, nullable)]
     audit_retention_days: Option<Option<i64>>,
-}
-
-fn double_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// Changes an organization's name or settings.

@@ -75,8 +75,14 @@ async fn append_audit(tx: &mut SqliteConnection, e: &AuditEvent) -> Result<(), S
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
-    let last_seq: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit").fetch_one(&mut *tx).await.map_err(backend)?;
+    // sqlite_sequence remembers the highest seq ever used, so pruning never makes a seq come back.
+    let last_seq: i64 = sqlx::query_scalar(
+        "SELECT MAX(COALESCE((SELECT MAX(seq) FROM audit), 0), \
+         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit'), 0))",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
     let seq = last_seq + 1;
     let prev_hash = match prev {
         Some((_, h)) => h,
@@ -137,15 +143,7 @@ async fn insert_user_row(tx: &mut SqliteConnection, user: &User) -> Result<(), S
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-    for role in &user.roles {
-        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES (?, ?)")
-            .bind(user.id.as_str())
-            .bind(role.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-    }
-    Ok(())
+    write_user_roles(tx, user).await
 }
 
 /// Writes a key's row and its roles: an insert, or a full replacement.
@@ -284,6 +282,26 @@ async fn write_user_roles(tx: &mut SqliteConnection, user: &User) -> Result<(), 
     Ok(())
 }
 
+/// Deletes a key for good: its row stays (so the id is never reused) with the
+/// secret material wiped. Returns false if there was no such live key.
+async fn tombstone_key(
+    tx: &mut SqliteConnection,
+    id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE keys SET deleted_at = ?, secret_digest = NULL, secret_ciphertext = NULL, prev_secret_digest = NULL, \
+         prev_secret_ciphertext = NULL, prev_valid_until = NULL WHERE id = ? AND deleted_at IS NULL",
+    )
+    .bind(secs(at))
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(backend)?;
+    sqlx::query("DELETE FROM key_roles WHERE key_id = ?").bind(id).execute(&mut *tx).await.map_err(backend)?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Deletes the given keys inside a cascade, each with its own audit entry derived from `cause`.
 async fn cascade_delete_keys(
     tx: &mut SqliteConnection,
@@ -293,16 +311,7 @@ async fn cascade_delete_keys(
 ) -> Result<Vec<KeyId>, StoreError> {
     let mut deleted = Vec::with_capacity(ids.len());
     for id in ids {
-        sqlx::query(
-            "UPDATE keys SET deleted_at = ?, secret_digest = NULL, secret_ciphertext = NULL, prev_secret_digest = NULL, \
-             prev_secret_ciphertext = NULL, prev_valid_until = NULL WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(secs(cause.at))
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        sqlx::query("DELETE FROM key_roles WHERE key_id = ?").bind(id).execute(&mut *tx).await.map_err(backend)?;
+        tombstone_key(tx, id, cause.at).await?;
         let org: String = sqlx::query_scalar("SELECT org_id FROM keys WHERE id = ?")
             .bind(id)
             .fetch_one(&mut *tx)
@@ -724,23 +733,9 @@ impl Store for SqliteStore {
 
     async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let done = sqlx::query(
-            "UPDATE keys SET deleted_at = ?, secret_digest = NULL, secret_ciphertext = NULL, prev_secret_digest = NULL, \
-             prev_secret_ciphertext = NULL, prev_valid_until = NULL WHERE id = ? AND deleted_at IS NULL",
-        )
-        .bind(secs(event.at))
-        .bind(id.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if done.rows_affected() == 0 {
+        if !tombstone_key(&mut tx, id.as_str(), event.at).await? {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM key_roles WHERE key_id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
         append_audit(&mut tx, event).await?;
         tx.commit().await.map_err(backend)?;
         Ok(true)

@@ -85,7 +85,8 @@ pub struct KeyPage {
 pub struct KeyUsage {
     pub key_id: KeyId,
     pub at: Timestamp,
-    pub ip: IpAddr,
+    /// `None` when the use came without a client address (a gateway's verify without `source_ip`).
+    pub ip: Option<IpAddr>,
 }
 
 /// A filter over the audit log; `after_seq` pages by key for streaming.

@@ -103,6 +103,20 @@ pub fn request_authority(headers: &HeaderMap, trusted_peer: bool) -> Option<(Str
     Some((host.to_ascii_lowercase(), port.unwrap_or(default_port)))
 }
 
+/// The host and port a Hawk MAC covers; a request signed for another host
+/// (pointed at this server's address) is refused.
+fn hawk_target(state: &AppState, headers: &HeaderMap, trusted_peer: bool) -> Result<(String, u16), ApiError> {
+    let (host, port) = request_authority(headers, trusted_peer)
+        .ok_or(ApiError::BadRequest { code: "invalid_host", detail: "the Host header is missing or invalid".into() })?;
+    if let Some(pinned) = &state.hawk_authority
+        && (port != pinned.1 || !pinned.0.contains(&host))
+    {
+        tracing::debug!(%host, port, "hawk request signed for a host that is not this service");
+        return Err(ApiError::Unauthorized(AuthFailure::InvalidCredentials));
+    }
+    Ok((host, port))
+}
+
 /// A Hawk-authenticated request, remembered to sign the response.
 struct HawkContext {
     header: Box<HawkHeader>,
@@ -167,20 +181,14 @@ pub async fn authorize(
         Presented::Bewit(bewit, stripped) => {
             hawk::check_bewit_method(parts.method.as_str())
                 .map_err(|_| ApiError::Unauthorized(AuthFailure::InvalidCredentials))?;
-            let (host, port) = request_authority(&parts.headers, trusted_peer).ok_or(ApiError::BadRequest {
-                code: "invalid_host",
-                detail: "the Host header is missing or invalid".into(),
-            })?;
+            let (host, port) = hawk_target(&state, &parts.headers, trusted_peer)?;
             state
                 .index
                 .authenticate_bewit(&bewit, &stripped, &host, port, now, ip)
                 .map_err(|r| refused(&state, r, ip, now))?
         }
         Presented::Hawk(header) => {
-            let (host, port) = request_authority(&parts.headers, trusted_peer).ok_or(ApiError::BadRequest {
-                code: "invalid_host",
-                detail: "the Host header is missing or invalid".into(),
-            })?;
+            let (host, port) = hawk_target(&state, &parts.headers, trusted_peer)?;
             let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
             // The body is read only when the MAC covers a hash of it.
             let payload = match (&header.hash, body.take()) {
@@ -218,7 +226,7 @@ pub async fn authorize(
         }
     };
     if let Some(key) = &principal.key_id {
-        state.usage.touch(key, now, ip);
+        state.usage.touch(key, now, Some(ip));
     }
     principal.require(need)?;
     parts.extensions.insert(principal);

@@ -63,6 +63,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub store: StoreLocation,
     pub public_url: Option<String>,
+    /// Host and port of `public_url`: what Hawk requests must be signed for.
+    pub public_authority: Option<(String, u16)>,
     pub trusted_proxies: Vec<IpNet>,
     pub json_logs: bool,
 }
@@ -138,12 +140,45 @@ impl Config {
             }
         };
         let public_url = args.public_url.or(file.public_url).map(|u| u.trim_end_matches('/').to_owned());
+        let public_authority = public_url
+            .as_deref()
+            .and_then(|u| parse_authority(u).map_err(|e| problems.push(format!("public_url: `{u}` {e}"))).ok());
         if problems.is_empty() {
-            Ok(Self { listen, data_dir, store, public_url, trusted_proxies, json_logs })
+            Ok(Self { listen, data_dir, store, public_url, public_authority, trusted_proxies, json_logs })
         } else {
             Err(ConfigError(problems))
         }
     }
+}
+
+/// The host (lower-case) and port of an `http(s)://host[:port][/path]` URL.
+fn parse_authority(url: &str) -> Result<(String, u16), &'static str> {
+    let (default_port, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (443, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (80, r)
+    } else {
+        return Err("must start with http:// or https://");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (h, after) = v6.split_once(']').ok_or("has an unclosed [")?;
+            (h, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() || host.contains('@') {
+        return Err("has no host");
+    }
+    let port = match port {
+        Some(p) => p.parse().map_err(|_| "has an invalid port")?,
+        None => default_port,
+    };
+    Ok((host.to_ascii_lowercase(), port))
 }
 
 #[cfg(test)]
@@ -175,6 +210,16 @@ mod tests {
         };
         let err = Config::load(args).unwrap_err();
         assert_eq!(err.0.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn the_public_url_gives_the_authority_hawk_requests_are_signed_for() {
+        assert_eq!(parse_authority("https://Keys.Example.com"), Ok(("keys.example.com".into(), 443)));
+        assert_eq!(parse_authority("http://10.0.0.1:8080/base"), Ok(("10.0.0.1".into(), 8080)));
+        assert_eq!(parse_authority("http://[::1]:9000"), Ok(("::1".into(), 9000)));
+        assert!(parse_authority("keys.example.com").is_err());
+        assert!(parse_authority("https://:80").is_err());
+        assert!(parse_authority("https://h:port").is_err());
     }
 
     #[test]

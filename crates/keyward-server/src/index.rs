@@ -72,6 +72,9 @@ impl Snapshot {
     }
 }
 
+/// The longest a bewit may run ahead of now: seven days.
+pub const MAX_BEWIT_TTL_SECS: i64 = 7 * 86_400;
+
 /// A refused credential, with the key it named when there was one (for the audit log).
 #[derive(Debug, Clone)]
 pub struct Refusal {
@@ -303,11 +306,16 @@ impl KeyIndex {
         now: Timestamp,
         source: IpAddr,
     ) -> Result<Principal, Refusal> {
+        // A bewit is a bearer URL that cannot be revoked on its own: cap how far ahead it may run.
+        if bewit.exp > now.timestamp() + MAX_BEWIT_TTL_SECS {
+            return Err(Refusal::anonymous(AuthFailure::InvalidCredentials));
+        }
         let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let key = snap
-            .keys
-            .get(&KeyId::from_trusted(bewit.id.clone()))
-            .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        let Some(key) = snap.keys.get(&KeyId::from_trusted(bewit.id.clone())) else {
+            // Spend the same work on unknown ids, so timing does not tell which ids exist.
+            let _ = hawk::authenticate_bewit(bewit, b"keyward-unknown-id", resource, host, port, now.timestamp());
+            return Err(Refusal::anonymous(AuthFailure::InvalidCredentials));
+        };
         let ok = self.live_secrets(&key.record, now).iter().any(|s| {
             hawk::authenticate_bewit(bewit, s.expose().as_bytes(), resource, host, port, now.timestamp()).is_ok()
         });
@@ -387,18 +395,18 @@ fn secret_matches(key: &KeyRecord, digest: &SecretDigest, now: Timestamp) -> boo
 /// flushed in one transaction every few seconds.
 #[derive(Default)]
 pub struct UsageRecorder {
-    pending: Mutex<HashMap<KeyId, (Timestamp, IpAddr)>>,
+    pending: Mutex<HashMap<KeyId, (Timestamp, Option<IpAddr>)>>,
 }
 
 impl UsageRecorder {
-    pub fn touch(&self, key: &KeyId, at: Timestamp, ip: IpAddr) {
+    pub fn touch(&self, key: &KeyId, at: Timestamp, ip: Option<IpAddr>) {
         if let Ok(mut p) = self.pending.lock() {
             p.insert(key.clone(), (at, ip));
         }
     }
 
     /// A use not yet written, so responses show it before the flush.
-    pub fn pending(&self, key: &KeyId) -> Option<(Timestamp, IpAddr)> {
+    pub fn pending(&self, key: &KeyId) -> Option<(Timestamp, Option<IpAddr>)> {
         self.pending.lock().ok()?.get(key).copied()
     }
 

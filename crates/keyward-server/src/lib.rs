@@ -110,6 +110,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokens,
         issuer,
         sessions: Arc::default(),
+        hawk_authority: hawk_authority(&config, addr).map(Arc::new),
     };
 
     let background = tokio::spawn(background_writers(state.clone()));
@@ -136,6 +137,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     sqlite.close().await;
     tracing::info!("keyward stopped");
     Ok(())
+}
+
+/// What Hawk requests must be signed for: the public URL's host and port, else
+/// the address the server listens on (with `localhost` for loopback).
+fn hawk_authority(config: &Config, addr: SocketAddr) -> Option<(Vec<String>, u16)> {
+    if let Some((host, port)) = &config.public_authority {
+        return Some((vec![host.clone()], *port));
+    }
+    if addr.ip().is_unspecified() {
+        tracing::warn!(
+            "listening on every address without --public-url: Hawk requests are checked against any Host; set --public-url to pin it"
+        );
+        return None;
+    }
+    let mut hosts = vec![addr.ip().to_string()];
+    if addr.ip().is_loopback() {
+        hosts.push("localhost".into());
+    }
+    Some((hosts, addr.port()))
 }
 
 /// Writes what accompanies requests in batches: last-used times every two

@@ -33,6 +33,9 @@ pub struct AppState {
     pub issuer: Arc<str>,
     /// Browser sessions of the web console.
     pub sessions: Arc<SessionStore>,
+    /// The hosts and port Hawk requests must be signed for; `None` when the
+    /// server cannot know them (listening on every address without a public URL).
+    pub hawk_authority: Option<Arc<(Vec<String>, u16)>>,
 }
 
 impl AppState {

@@ -47,7 +47,7 @@ pub struct KeyView {
 impl KeyView {
     pub fn new(k: &KeyRecord, index: &KeyIndex, usage: &UsageRecorder, now: Timestamp) -> Self {
         let (last_used_at, last_used_ip) = match usage.pending(&k.id) {
-            Some((at, ip)) if k.last_used_at.is_none_or(|stored| stored <= at) => (Some(at), Some(ip)),
+            Some((at, ip)) if k.last_used_at.is_none_or(|stored| stored <= at) => (Some(at), ip.or(k.last_used_ip)),
             _ => (k.last_used_at, k.last_used_ip),
         };
         Self {

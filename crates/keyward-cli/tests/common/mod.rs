@@ -98,6 +98,12 @@ impl TestServer {
             client: reqwest::Client::new(),
         };
         server.launch().await;
+        // The banner goes to stdout and the listening line to stderr; their reader threads race.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.output().contains("secret:") {
+            assert!(Instant::now() < deadline, "no bootstrap banner:\n{}", server.output());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let out = server.output();
         server.admin_id = field_after(&out, "id:").expect("bootstrap id printed");
         server.admin_secret = field_after(&out, "secret:").expect("bootstrap secret printed");

@@ -255,7 +255,7 @@ pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, header
             false,
         );
     }
-    state.usage.touch(&key.record.id, now, ip);
+    state.usage.touch(&key.record.id, now, Some(ip));
     let mut resp =
         axum::Json(TokenResponse { access_token, token_type: "Bearer", expires_in: lifetime, scope }).into_response();
     no_store(resp.headers_mut());

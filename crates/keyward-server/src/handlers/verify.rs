@@ -99,11 +99,13 @@ pub async fn verify(
     if forms != 1 {
         return Err(ApiError::field("secret", "give exactly one of secret, token or hawk"));
     }
+    let client: Option<IpAddr> = body
+        .source_ip
+        .as_deref()
+        .map(|s| s.parse().map_err(|_| ApiError::field("source_ip", "must be an IPv4 or IPv6 address")))
+        .transpose()?;
     // Without the client's address only unrestricted keys can pass: 0.0.0.0 is in no real network.
-    let source = match body.source_ip.as_deref() {
-        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        Some(s) => s.parse().map_err(|_| ApiError::field("source_ip", "must be an IPv4 or IPv6 address"))?,
-    };
+    let source = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let mut required = Vec::new();
     for (i, r) in body.required.unwrap_or_default().iter().enumerate() {
         required.push(Permission::parse(r, false).map_err(|e| ApiError::field(format!("required[{i}]"), e))?);
@@ -159,7 +161,7 @@ pub async fn verify(
     };
     let key = principal.key_id.as_ref().and_then(|k| state.index.key(k));
     if let Some(k) = &principal.key_id {
-        state.usage.touch(k, now, source);
+        state.usage.touch(k, now, client);
     }
     let allowed = required.iter().all(|p| principal.permissions.allows_permission(p));
     Ok(axum::Json(VerifyResponse {

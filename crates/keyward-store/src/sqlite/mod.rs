@@ -817,11 +817,11 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await.map_err(backend)?;
         for u in batch {
             sqlx::query(
-                "UPDATE keys SET last_used_at = ?, last_used_ip = ? \
+                "UPDATE keys SET last_used_at = ?, last_used_ip = COALESCE(?, last_used_ip) \
                  WHERE id = ? AND deleted_at IS NULL AND (last_used_at IS NULL OR last_used_at <= ?)",
             )
             .bind(secs(u.at))
-            .bind(u.ip.to_string())
+            .bind(u.ip.map(|ip| ip.to_string()))
             .bind(u.key_id.as_str())
             .bind(secs(u.at))
             .execute(&mut *tx)

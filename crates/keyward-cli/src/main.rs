@@ -62,6 +62,16 @@ struct AuditFilter {
     /// Only entries by this actor (a user id).
     #[arg(long)]
     actor: Option<String>,
+    /// Only entries at or after this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only entries at or before this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 fn init_logging(json: bool) {
@@ -141,6 +151,8 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
                 action: filter.action,
                 target_id: filter.target,
                 actor_id: filter.actor,
+                from: filter.from,
+                to: filter.to,
                 ..AuditQuery::default()
             };
             let mut lines = std::pin::pin!(export(store.clone(), query, format));

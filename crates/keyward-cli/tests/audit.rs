@@ -250,6 +250,16 @@ async fn export_streams_csv_and_ndjson_with_filters() {
     ]);
     assert!(status.success());
     assert_eq!(out.lines().count(), 3);
+    let dir = s.data_dir().to_str().unwrap().to_owned();
+    let (status, out, _) = s.run_cli(&["audit", "export", "--target", id, "--action", "key.lock", "--data-dir", &dir]);
+    assert!(status.success());
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (status, out, _) =
+        s.run_cli(&["audit", "export", "--target", id, "--from", "2099-01-01T00:00:00Z", "--data-dir", &dir]);
+    assert!(status.success());
+    assert_eq!(out, "", "nothing after 2099");
+    let (status, _, err) = s.run_cli(&["audit", "export", "--from", "tomorrow", "--data-dir", &dir]);
+    assert!(!status.success() && err.contains("RFC 3339"), "{err}");
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {

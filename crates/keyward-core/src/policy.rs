@@ -279,6 +279,19 @@ impl Principal {
         self.check_within_own(&PermissionSet::from_patterns(permissions, &catalog))
     }
 
+    /// Checks what a key the caller creates or changes would carry: roles and
+    /// scopes its owner holds, and nothing beyond what the caller may do.
+    pub fn check_key_grants(
+        &self,
+        dir: &Directory,
+        owner: &User,
+        roles: &[RoleId],
+        scopes: &[ScopeGrant],
+    ) -> Result<(), CoreError> {
+        dir.check_key_grants(owner, roles, scopes)?;
+        self.check_within_own(&dir.grants(&owner.org_id, roles, scopes).intersect(&dir.user_permissions(owner)))
+    }
+
     /// A key the caller creates or changes may not do more than the caller may.
     pub fn check_within_own(&self, granted: &PermissionSet) -> Result<(), CoreError> {
         if self.cross_org {

@@ -144,9 +144,7 @@ async fn create_key(
         return Err(CoreError::Conflict { code: "user_disabled", detail: "the owner is disabled".into() }.into());
     }
     let roles = spec.roles.unwrap_or_else(|| owner.roles.clone());
-    directory.check_key_grants(&owner, &roles, &spec.scopes)?;
-    let grants = directory.grants(&owner.org_id, &roles, &spec.scopes).intersect(&directory.user_permissions(&owner));
-    caller.check_within_own(&grants)?;
+    caller.check_key_grants(&directory, &owner, &roles, &spec.scopes)?;
     let org = directory.orgs.get(&owner.org_id).ok_or(CoreError::NotFound { what: "organization" })?;
     let expires_at = if spec.expiry_given {
         spec.expires_at
@@ -297,10 +295,7 @@ pub async fn patch(
     if regrants {
         let directory = state.index.directory();
         let owner = directory.users.get(&key.owner_id).ok_or(CoreError::NotFound { what: "user" })?;
-        directory.check_key_grants(owner, &key.roles, &key.scopes)?;
-        let grants =
-            directory.grants(&key.org_id, &key.roles, &key.scopes).intersect(&directory.user_permissions(owner));
-        caller.check_within_own(&grants)?;
+        caller.check_key_grants(&directory, owner, &key.roles, &key.scopes)?;
     }
     let details = json!({"changed": changed, "roles": key.roles, "scopes": key.scopes,
         "expires_at": key.expires_at.map(|t| keyward_core::clock::rfc3339(&t)),

@@ -143,7 +143,8 @@ async fn bearer_token(f: &Fixture, key: &Auth, scope: &str) -> Auth {
 const PRINCIPALS: [&str; 5] = ["account_admin", "org_admin", "auditor", "keys_writer", "service_requestor"];
 
 /// Operations endpoints that need no credential and have no row.
-const PUBLIC_OPERATIONS: [(&str, &str); 3] = [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json")];
+const PUBLIC_OPERATIONS: [(&str, &str); 4] =
+    [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"), ("GET", "/metrics")];
 
 /// Endpoints with rows that take no `/v1` credential: the JWKS is public, the
 /// token endpoint authenticates its OAuth client itself, and sign-in takes the

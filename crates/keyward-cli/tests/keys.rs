@@ -583,6 +583,18 @@ async fn operations_endpoints_answer() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
+    let (_, locked) = s.create_key(json!({"name": "locked for metrics"})).await;
+    s.get("/v1/me", &Auth::basic("kw_unknown", "nope-nope-nope-nope")).await.problem(401, "invalid_credentials");
+    let metrics = reqwest::get(format!("{}/metrics", s.base)).await.unwrap();
+    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("keyward_http_requests_total{method=\"GET\",route=\"/openapi.json\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("keyward_keys{status=\"active\"} 2"), "{text}");
+    let Auth::Basic(_, secret) = locked else { unreachable!() };
+    assert!(!text.contains(&secret) && !text.contains(&s.admin_id), "metrics name no key");
     s.get("/v1/nothing-here", &s.admin).await.problem(404, "not_found");
     s.call(reqwest::Method::PUT, "/v1/keys", &s.admin, None).await.problem(405, "method_not_allowed");
 }

@@ -27,6 +27,7 @@ fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (e("GET", "/healthz", Need::Public), get(ops::healthz)),
         (e("GET", "/readyz", Need::Public), get(ops::readyz)),
         (e("GET", "/openapi.json", Need::Public), get(ops::openapi)),
+        (e("GET", "/metrics", Need::Public), get(ops::metrics)),
         (e("GET", "/.well-known/jwks.json", Need::Public), get(oauth::jwks)),
         (e("POST", "/v1/oauth/token", Need::Public), post(oauth::token)),
         (e("POST", "/v1/oauth/signing-keys/rotate", Need::Keyward("orgs", Write)), post(oauth::rotate)),
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(endpoint.path, guarded);
     }
     router
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .fallback(|| async { problem_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), vec![]) })
         .method_not_allowed_fallback(|method: Method| async move {
             problem_response(
@@ -94,11 +96,24 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Counts every routed request by method, route template and status.
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("-", |p| p.as_str()).to_owned();
+    let response = next.run(req).await;
+    state.metrics.count_request(&method, &route, response.status().as_u16());
+    response
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Keyward", description = "API keys for people and machines: issue, roll, lock, verify, audit."),
     paths(
-        ops::healthz, ops::readyz, ops::openapi, me::me, sessions::sign_in, sessions::sign_out, oauth::token, oauth::jwks, oauth::rotate, verify::verify,
+        ops::healthz, ops::readyz, ops::openapi, ops::metrics, me::me, sessions::sign_in, sessions::sign_out, oauth::token, oauth::jwks, oauth::rotate, verify::verify,
         keys::list, keys::create, keys::import, keys::bulk, keys::get, keys::patch, keys::delete, keys::roll, keys::lock, keys::unlock,
         orgs::list, orgs::create, orgs::get, orgs::patch,
         users::list, users::create, users::get, users::patch, users::delete, keys::list_for_user, keys::create_for_user,

@@ -174,6 +174,22 @@ impl KeyIndex {
         self.snapshot.read().ok()?.keys.get(id).cloned()
     }
 
+    /// How many keys are active, locked and expired at `now`.
+    pub fn status_counts(&self, now: Timestamp) -> Vec<(&'static str, u64)> {
+        let mut counts = [("active", 0u64), ("locked", 0), ("expired", 0)];
+        if let Ok(snap) = self.snapshot.read() {
+            for k in snap.keys.values() {
+                let slot = match k.record.status(now) {
+                    keyward_core::model::KeyStatus::Active => 0,
+                    keyward_core::model::KeyStatus::Locked => 1,
+                    keyward_core::model::KeyStatus::Expired => 2,
+                };
+                counts[slot].1 += 1;
+            }
+        }
+        counts.to_vec()
+    }
+
     /// Effective permissions of a key (empty if it is not indexed).
     pub fn key_permissions(&self, id: &KeyId) -> PermissionSet {
         self.key(id).map(|k| k.permissions.clone()).unwrap_or_default()

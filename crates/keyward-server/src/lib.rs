@@ -8,6 +8,7 @@ pub mod config;
 pub mod extract;
 pub mod handlers;
 pub mod index;
+pub mod metrics;
 pub mod nonce;
 pub mod problem;
 pub mod sessions;
@@ -111,6 +112,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         issuer,
         sessions: Arc::default(),
         hawk_authority: hawk_authority(&config, addr).map(Arc::new),
+        metrics: Arc::default(),
     };
 
     let background = tokio::spawn(background_writers(state.clone()));

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::index::Refusal;
 use crate::index::{KeyIndex, UsageRecorder};
+use crate::metrics::Metrics;
 use crate::nonce::NonceCache;
 use crate::sessions::SessionStore;
 use crate::tokens::TokenKeys;
@@ -36,6 +37,7 @@ pub struct AppState {
     /// The hosts and port Hawk requests must be signed for; `None` when the
     /// server cannot know them (listening on every address without a public URL).
     pub hawk_authority: Option<Arc<(Vec<String>, u16)>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
 
     /// Counts a refused action on a known key (coalesced per key, source and reason).
     pub fn record_failure(&self, action: &str, refusal: &Refusal, reason: &str, ip: IpAddr, now: Timestamp) {
+        self.metrics.count_refusal(refusal.failure.code());
         if let (Some((key, org, owner)), Ok(mut f)) = (&refusal.key, self.failures.lock()) {
             f.record(action, org.as_str(), owner.as_str(), key.as_str(), &ip.to_string(), reason, now);
         }

@@ -256,6 +256,7 @@ pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         );
     }
     state.usage.touch(&key.record.id, now, Some(ip));
+    state.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut resp =
         axum::Json(TokenResponse { access_token, token_type: "Bearer", expires_in: lifetime, scope }).into_response();
     no_store(resp.headers_mut());

@@ -420,6 +420,7 @@ async fn the_list_searches_filters_sorts_pages_and_counts() {
         ("page=x", "page"),
         ("sort=color", "sort"),
         ("status=sleeping", "status"),
+        (&*format!("q={}", "x".repeat(256)), "q"),
     ] {
         let p = s.get(&format!("/v1/keys?{query}"), &s.admin).await.problem(422, "validation_failed");
         assert_eq!(p["field"], field);

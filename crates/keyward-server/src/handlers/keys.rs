@@ -64,6 +64,9 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<K
         }),
     };
     let (page, per_page) = crate::extract::parse_paging(p.page.as_deref(), p.per_page.as_deref(), &mut errors);
+    if p.q.as_ref().is_some_and(|q| q.chars().count() > 255) {
+        errors.push(keyward_core::FieldError::new("q", "must be at most 255 characters"));
+    }
     if !errors.is_empty() {
         return Err(CoreError::Validation(errors));
     }

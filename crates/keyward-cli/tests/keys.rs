@@ -192,6 +192,15 @@ async fn import_keeps_the_callers_id_and_secret_and_never_echoes_it() {
     s.post("/v1/keys/import", &s.admin, json!({"id": "legacy-app", "secret": "another-secret-of-20+", "name": "x"}))
         .await
         .problem(409, "key_id_taken");
+    s.post("/v1/keys/import", &s.admin, json!({"id": "legacy-dup", "secret": secret, "name": "same secret"}))
+        .await
+        .problem(409, "secret_in_use");
+    // A secret still in its grace period after a roll is in use too.
+    let rolled = s.post("/v1/keys/legacy-app/roll", &s.admin, json!({"grace_period_s": 60})).await.expect(200);
+    assert!(rolled["secret"].is_string());
+    s.post("/v1/keys/import", &s.admin, json!({"id": "legacy-grace", "secret": secret, "name": "grace secret"}))
+        .await
+        .problem(409, "secret_in_use");
     for (body, field) in [
         (json!({"secret": "another-secret-of-20+", "name": "x"}), "id"),
         (json!({"id": "legacy-2", "name": "x"}), "secret"),

@@ -174,6 +174,11 @@ impl KeyIndex {
         self.snapshot.read().ok()?.keys.get(id).cloned()
     }
 
+    /// Whether a live key holds this secret, as its current one or in its grace period.
+    pub fn digest_in_use(&self, digest: &SecretDigest) -> bool {
+        self.snapshot.read().is_ok_and(|s| s.by_digest.contains_key(&digest.0))
+    }
+
     /// How many keys are active, locked and expired at `now`.
     pub fn status_counts(&self, now: Timestamp) -> Vec<(&'static str, u64)> {
         let mut counts = [("active", 0u64), ("locked", 0), ("expired", 0)];

@@ -180,6 +180,14 @@ async fn create_key(
         imported,
         previous_secret: None,
     };
+    // The store makes current secrets unique; a secret still in another key's grace period counts too.
+    if imported && state.index.digest_in_use(&record.secret.digest) {
+        return Err(CoreError::Conflict {
+            code: "secret_in_use",
+            detail: "another key already uses this secret".into(),
+        }
+        .into());
+    }
     let limits = directory.key_limits(&owner, &record.roles);
     let action = if imported { "key.import" } else { "key.create" };
     let details = json!({"name": record.name, "owner_id": record.owner_id, "roles": record.roles, "scopes": record.scopes,

@@ -86,15 +86,25 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpNet]
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops: Vec<IpAddr> = headers
+    let hops: Vec<Option<IpAddr>> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map_while(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|s| s.trim().parse::<IpAddr>().ok())
         .collect();
-    // Walk from the nearest hop back; the first address not a trusted proxy is the client.
-    hops.iter().rev().find(|ip| !is_trusted(ip)).copied().or_else(|| hops.first().copied()).unwrap_or(peer)
+    // Walk from the nearest hop back: entries our proxies appended are trustworthy, and the
+    // first one that is not a trusted proxy is the client. Anything the client wrote lies
+    // further left and is never reached. An unreadable entry there means an unknown client:
+    // 0.0.0.0, which no key's network restriction contains.
+    for hop in hops.iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(ip) => continue,
+            Some(ip) => return *ip,
+            None => return IpAddr::from([0, 0, 0, 0]),
+        }
+    }
+    hops.first().copied().flatten().unwrap_or(peer)
 }
 
 /// Parses `page` (from 1) and `per_page` (10, 25, 50 or 100; default 25), adding any problem to `errors`.
@@ -120,4 +130,38 @@ pub fn parse_paging(
         }
     };
     (page, per_page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip_for(xff: &str, peer: &str, trusted: &[&str]) -> IpAddr {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", xff.parse().unwrap());
+        let mut ext = Extensions::new();
+        ext.insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 1234)));
+        let trusted: Vec<IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_ip(&headers, &ext, &trusted)
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let t = ["10.0.0.0/8"];
+        assert_eq!(ip_for("203.0.113.9", "10.0.0.2", &t).to_string(), "203.0.113.9");
+        assert_eq!(ip_for("203.0.113.9", "192.0.2.1", &t).to_string(), "192.0.2.1", "untrusted peers cannot forward");
+        assert_eq!(
+            ip_for("1.2.3.4, 203.0.113.9", "10.0.0.2", &t).to_string(),
+            "203.0.113.9",
+            "client-written hops are ignored"
+        );
+        assert_eq!(
+            ip_for("203.0.113.9, 10.0.0.7", "10.0.0.2", &t).to_string(),
+            "203.0.113.9",
+            "proxy chains are walked"
+        );
+        assert_eq!(ip_for("garbage, 203.0.113.9", "10.0.0.2", &t).to_string(), "203.0.113.9");
+        assert_eq!(ip_for("unknown", "10.0.0.2", &t).to_string(), "0.0.0.0", "an unreadable client is nobody");
+        assert_eq!(ip_for("203.0.113.9, junk", "10.0.0.2", &t).to_string(), "0.0.0.0");
+    }
 }

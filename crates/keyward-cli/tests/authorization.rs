@@ -995,7 +995,7 @@ async fn another_users_key_is_readable_with_users_read_and_writable_only_with_us
     let reader_role = f.role(&f.admin, &["keyward:keys:write", "keyward:users:read"]).await;
     let manager_role = f.role(&f.admin, &["keyward:keys:write", "keyward:users:write"]).await;
     let writer_role = f.role(&f.admin, &["keyward:keys:write"]).await;
-    let victim = f.user(&f.org_a, &["auditor"]).await;
+    let victim = f.user(&f.org_a, &[&writer_role]).await;
     let (victim_key, victim_auth) = f.key(&victim, json!({"name": "victim's"})).await;
     let path = format!("/v1/keys/{}", str_of(&victim_key["id"]));
 
@@ -1027,6 +1027,20 @@ async fn another_users_key_is_readable_with_users_read_and_writable_only_with_us
     f.get("/v1/me", &victim_auth).await.problem(401, "key_locked");
     f.post(&format!("{path}/unlock"), &manager, json!({})).await.expect(200);
     f.get("/v1/me", &victim_auth).await.expect(200);
+
+    // But not a key that can do what the manager cannot: an auditor's key reads the audit log.
+    let auditor = f.user(&f.org_a, &["auditor"]).await;
+    let (auditor_key, _) = f.key(&auditor, json!({"name": "auditor's"})).await;
+    let auditor_path = format!("/v1/keys/{}", str_of(&auditor_key["id"]));
+    for action in ["roll", "unlock", "lock"] {
+        f.post(&format!("{auditor_path}/{action}"), &manager, json!({})).await.problem(403, "insufficient_permissions");
+    }
+    f.patch(&auditor_path, &manager, json!({"network_restrictions": []}))
+        .await
+        .problem(403, "insufficient_permissions");
+    f.post(&format!("/v1/users/{auditor}/keys"), &manager, json!({"name": "planted"}))
+        .await
+        .problem(403, "insufficient_permissions");
 }
 
 #[tokio::test]
@@ -1425,4 +1439,59 @@ async fn a_browser_session_acts_with_its_keys_permissions_and_service_requestors
     let svc = f.service_user(&f.org_a, &["service_requestor", "auditor"]).await;
     let (_, svc_key) = f.key(&svc, json!({"name": "machine"})).await;
     sign_in(svc_key).await.problem(403, "insufficient_permissions");
+}
+
+#[tokio::test]
+async fn an_org_admin_cannot_take_over_the_account_admins_keys() {
+    let f = Fixture::start().await;
+    let (_, org_admin) = f.member(&f.org_a, &["org_admin"]).await;
+    let admin_key = str_of(&f.get("/v1/me", &f.admin).await.expect(200)["key"]["id"]);
+    f.post(&format!("/v1/users/{}/keys", f.admin_user), &org_admin, json!({"name": "takeover"}))
+        .await
+        .problem(403, "insufficient_permissions");
+    for action in ["roll", "lock", "unlock"] {
+        f.post(&format!("/v1/keys/{admin_key}/{action}"), &org_admin, json!({}))
+            .await
+            .problem(403, "insufficient_permissions");
+    }
+    f.patch(&format!("/v1/keys/{admin_key}"), &org_admin, json!({"comment": "mine now"}))
+        .await
+        .problem(403, "insufficient_permissions");
+    f.delete(&format!("/v1/keys/{admin_key}"), &org_admin).await.problem(403, "insufficient_permissions");
+    f.get("/v1/me", &f.admin).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_narrow_key_cannot_roll_unlock_or_widen_a_broader_sibling() {
+    let f = Fixture::start().await;
+    let (owner, broad) = f.member(&f.org_a, &["org_admin"]).await;
+    let broad_key = str_of(&f.get("/v1/me", &broad).await.expect(200)["key"]["id"]);
+    let (narrow_key, narrow) =
+        f.key(&owner, json!({"name": "narrow", "scopes": [scope("keyward", "keys", "write")]})).await;
+    let sibling = format!("/v1/keys/{broad_key}");
+    for action in ["roll", "lock", "unlock"] {
+        f.post(&format!("{sibling}/{action}"), &narrow, json!({})).await.problem(403, "insufficient_permissions");
+    }
+    f.patch(&sibling, &narrow, json!({"network_restrictions": [], "expires_at": null}))
+        .await
+        .problem(403, "insufficient_permissions");
+    f.delete(&sibling, &narrow).await.problem(403, "insufficient_permissions");
+    // It still manages itself, and the broad key manages the narrow one.
+    let own = format!("/v1/keys/{}", str_of(&narrow_key["id"]));
+    f.patch(&own, &narrow, json!({"comment": "self"})).await.expect(200);
+    f.post(&format!("{own}/lock"), &broad, json!({})).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_disabled_admin_stays_out_of_reach_of_lesser_admins() {
+    let f = Fixture::start().await;
+    let users_writer = f.role(&f.admin, &["keyward:users:write", "keyward:keys:write"]).await;
+    let (_, lesser) = f.member(&f.org_a, &[&users_writer]).await;
+    let target = f.user(&f.org_a, &["org_admin"]).await;
+    let path = format!("/v1/users/{target}");
+    f.patch(&path, &lesser, json!({"status": "disabled"})).await.problem(403, "insufficient_permissions");
+    f.patch(&path, &f.admin, json!({"status": "disabled"})).await.expect(200);
+    f.patch(&path, &lesser, json!({"status": "active"})).await.problem(403, "insufficient_permissions");
+    f.delete(&path, &lesser).await.problem(403, "insufficient_permissions");
+    f.post(&format!("{path}/keys"), &lesser, json!({"name": "x"})).await.problem(403, "insufficient_permissions");
 }

@@ -89,6 +89,19 @@ impl Directory {
         key.roles.contains(&admin) && self.users.get(&key.owner_id).is_some_and(|u| user_is_cross_org(u, &admin))
     }
 
+    /// What a user's roles grant, whether or not the user is disabled now
+    /// (a disabled admin is still an admin to be protected).
+    #[must_use]
+    pub fn user_role_permissions(&self, user: &User) -> PermissionSet {
+        self.roles_permissions(&user.org_id, &user.roles)
+    }
+
+    /// Whether the user holds `account_admin`.
+    #[must_use]
+    pub fn user_is_account_admin(user: &User) -> bool {
+        user.roles.iter().any(|r| r.as_str() == ACCOUNT_ADMIN)
+    }
+
     /// Whether the owner may use the web UI (service requestors never do).
     #[must_use]
     pub fn is_service_requestor(&self, user: &User) -> bool {
@@ -290,6 +303,18 @@ impl Principal {
     ) -> Result<(), CoreError> {
         dir.check_key_grants(owner, roles, scopes)?;
         self.check_within_own(&dir.grants(&owner.org_id, roles, scopes).intersect(&dir.user_permissions(owner)))
+    }
+
+    /// Whether the caller may change (or create keys for) something that can do
+    /// `target`: a key's effective permissions, or what a user's roles grant.
+    /// Nobody manages what can do more than they can, and only an account
+    /// admin manages what acts across orgs.
+    pub fn check_may_manage(&self, target: &PermissionSet, target_cross_org: bool) -> Result<(), CoreError> {
+        if target_cross_org && !self.cross_org {
+            return Err(CoreError::forbidden("only an account_admin manages what an account_admin holds"));
+        }
+        self.check_within_own(target)
+            .map_err(|_| CoreError::forbidden("this holds permissions you do not hold, so you may not manage it"))
     }
 
     /// A key the caller creates or changes may not do more than the caller may.

@@ -15,7 +15,7 @@ use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::{CreateKeyRequest, KeySpec, UpdateKeyRequest, parse_grace_period};
 use keyward_core::model::{GraceSecret, KeyRecord, KeyStatus, UserStatus};
 use keyward_core::permission::Access;
-use keyward_core::policy::Principal;
+use keyward_core::policy::{Directory, Principal};
 use keyward_core::secret::Secret;
 use keyward_core::store::{KeyQuery, KeySort};
 use serde::Deserialize;
@@ -143,6 +143,10 @@ async fn create_key(
     let owner_id = owner_id.map_or_else(|| caller.user_id.clone(), UserId::from_trusted);
     let owner = directory.users.get(&owner_id).cloned().ok_or(CoreError::NotFound { what: "user" })?;
     caller.check_create_key_for(&owner.id, &owner.org_id)?;
+    if owner.id != caller.user_id {
+        // A key for someone else is as good as acting as them.
+        caller.check_may_manage(&directory.user_role_permissions(&owner), Directory::user_is_account_admin(&owner))?;
+    }
     if owner.status != UserStatus::Active {
         return Err(CoreError::Conflict { code: "user_disabled", detail: "the owner is disabled".into() }.into());
     }
@@ -234,6 +238,11 @@ pub async fn import(
 async fn load(state: &AppState, caller: &Principal, id: &str, access: Access) -> ApiResult<KeyRecord> {
     let key = state.store.get_key(&KeyId::from_trusted(id)).await?.ok_or(CoreError::NotFound { what: "key" })?;
     caller.check_key_access(&key.owner_id, &key.org_id, access)?;
+    if access == Access::Write {
+        // Rolling, unlocking or widening a key that can do more than the caller would hand them its power.
+        let indexed = state.index.key(&key.id).ok_or(CoreError::NotFound { what: "key" })?;
+        caller.check_may_manage(&indexed.permissions, indexed.cross_org)?;
+    }
     Ok(key)
 }
 

@@ -14,7 +14,7 @@ use keyward_core::CoreError;
 use keyward_core::admin::{CreateUserRequest, UpdateUserRequest};
 use keyward_core::ids::{OrgId, RoleId, UserId};
 use keyward_core::model::{User, UserKind, UserStatus};
-use keyward_core::policy::Principal;
+use keyward_core::policy::{Directory, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -139,15 +139,10 @@ fn load(state: &AppState, caller: &Principal, id: &str) -> ApiResult<User> {
     Ok(user)
 }
 
-/// Nobody changes a user who holds more than they do, and nobody deletes or disables themselves.
+/// Nobody changes a user who holds more than they do (disabled or not), and only an account admin changes an account admin.
 fn check_may_change(state: &AppState, caller: &Principal, user: &User) -> ApiResult<()> {
     let directory = state.index.directory();
-    caller
-        .check_within_own(&directory.user_permissions(user))
-        .map_err(|_| ApiError::Core(CoreError::forbidden("this user holds permissions you do not hold")))?;
-    if user.roles.iter().any(|r| r.as_str() == keyward_core::model::ACCOUNT_ADMIN) && !caller.cross_org {
-        return Err(CoreError::forbidden("only an account_admin changes an account_admin").into());
-    }
+    caller.check_may_manage(&directory.user_role_permissions(user), Directory::user_is_account_admin(user))?;
     Ok(())
 }
 

@@ -608,3 +608,47 @@ async fn operations_endpoints_answer() {
     s.get("/v1/nothing-here", &s.admin).await.problem(404, "not_found");
     s.call(reqwest::Method::PUT, "/v1/keys", &s.admin, None).await.problem(405, "method_not_allowed");
 }
+
+#[tokio::test]
+async fn a_lock_or_roll_is_never_undone_by_concurrent_edits() {
+    let s = TestServer::start().await;
+    let (key, auth) = s.create_key(json!({"name": "contested"})).await;
+    let id = key["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/keys/{id}");
+    let client = reqwest::Client::new();
+    let (admin_id, admin_secret) = (s.admin_id.clone(), s.admin_secret.clone());
+    // Four writers keep editing the key while the admin locks it and then rolls it.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, url, stop) = (client.clone(), format!("{}{path}", s.base), stop.clone());
+        let (u, p) = (admin_id.clone(), admin_secret.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 400 {
+                let resp = client
+                    .patch(&url)
+                    .basic_auth(&u, Some(&p))
+                    .json(&json!({"comment": format!("writer {w} edit {n}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+                n += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    s.post(&format!("{path}/lock"), &s.admin, json!({})).await.expect(200);
+    let rolled = s.post(&format!("{path}/roll"), &s.admin, json!({})).await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let after = s.get(&path, &s.admin).await.expect(200);
+    assert_eq!(after["status"], "locked", "the lock stands");
+    s.post(&format!("{path}/unlock"), &s.admin, json!({})).await.expect(200);
+    s.get("/v1/me", &auth).await.problem(401, "invalid_credentials");
+    s.get("/v1/me", &Auth::basic(&id, rolled["secret"].as_str().unwrap())).await.expect(200);
+}

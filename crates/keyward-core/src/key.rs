@@ -254,7 +254,7 @@ impl CreateKeyRequest {
 }
 
 /// A validated change; `None` leaves a field as it is.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct KeyChange {
     pub name: Option<String>,
     pub description: Option<String>,

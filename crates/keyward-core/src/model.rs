@@ -243,6 +243,8 @@ pub struct KeyRecord {
     pub imported: bool,
     pub secret: SealedSecret,
     pub previous_secret: Option<GraceSecret>,
+    /// Bumped by every update; an update made from an older read is refused.
+    pub version: i64,
 }
 
 impl KeyRecord {

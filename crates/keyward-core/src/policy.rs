@@ -425,6 +425,7 @@ mod tests {
             imported: false,
             secret: crate::crypto::SealedSecret { digest: crate::crypto::SecretDigest([0; 32]), ciphertext: vec![] },
             previous_secret: None,
+            version: 0,
         };
         let eff = dir.key_permissions(&key);
         assert!(eff.allows("keyward", "keys", Access::Read));

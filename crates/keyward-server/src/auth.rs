@@ -168,7 +168,7 @@ pub async fn authorize(
                     "a write in a browser session needs its X-CSRF-Token header",
                 )));
             }
-            state.index.authenticate_session(&session.key_id, now, ip).map_err(|r| {
+            state.index.authenticate_session(&session.key_id, &session.secret_version, now, ip).map_err(|r| {
                 state.sessions.end(&token);
                 refused(&state, r, ip, now)
             })?

@@ -119,6 +119,7 @@ pub async fn bootstrap(
         last_used_ip: None,
         imported: false,
         previous_secret: None,
+        version: 0,
     };
     let event = |action: &str, target_type: &str, target_id: &str| AuditEvent {
         at: now,

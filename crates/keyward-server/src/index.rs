@@ -362,13 +362,7 @@ impl KeyIndex {
             .get(&KeyId::from_trusted(claims.client_id.clone()))
             .filter(|k| k.record.org_id.as_str() == claims.org_id)
             .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let current = key.record.secret.digest.version() == claims.sv;
-        let in_grace = key
-            .record
-            .previous_secret
-            .as_ref()
-            .is_some_and(|p| now < p.valid_until && p.sealed.digest.version() == claims.sv);
-        if !(current || in_grace) {
+        if !secret_still_accepted(&key.record, &claims.sv, now) {
             return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
         }
         check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
@@ -386,12 +380,28 @@ impl KeyIndex {
 
 impl KeyIndex {
     /// Judges a key that proved itself earlier (a browser session): it must still be usable now.
-    pub fn authenticate_session(&self, id: &KeyId, now: Timestamp, source: IpAddr) -> Result<Principal, Refusal> {
+    pub fn authenticate_session(
+        &self,
+        id: &KeyId,
+        secret_version: &str,
+        now: Timestamp,
+        source: IpAddr,
+    ) -> Result<Principal, Refusal> {
         let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
         let key = snap.keys.get(id).ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
+        if !secret_still_accepted(&key.record, secret_version, now) {
+            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
+        }
         check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
         Ok(principal_of(key, AuthMethod::Session))
     }
+}
+
+/// Whether the secret tagged `version` (which bought a token or a session) is
+/// still the key's current one, or its previous one within the grace period.
+fn secret_still_accepted(key: &KeyRecord, version: &str, now: Timestamp) -> bool {
+    key.secret.digest.version() == version
+        || key.previous_secret.as_ref().is_some_and(|p| now < p.valid_until && p.sealed.digest.version() == version)
 }
 
 fn principal_of(key: &IndexedKey, auth_method: AuthMethod) -> Principal {

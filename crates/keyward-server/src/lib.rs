@@ -113,6 +113,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         sessions: Arc::default(),
         hawk_authority: hawk_authority(&config, addr).map(Arc::new),
         metrics: Arc::default(),
+        key_writes: Arc::default(),
     };
 
     let background = tokio::spawn(background_writers(state.clone()));

@@ -19,12 +19,20 @@ pub const ABSOLUTE_LIFETIME_SECS: i64 = 12 * 3600;
 /// A session ends after this long without a request.
 pub const IDLE_LIFETIME_SECS: i64 = 30 * 60;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     pub key_id: KeyId,
+    /// Which of the key's secrets signed in: rolling the key ends the session.
+    pub secret_version: String,
     pub csrf: String,
     pub created_at: Timestamp,
     pub last_seen: Timestamp,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("key_id", &self.key_id).field("csrf", &"***").finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -54,9 +62,9 @@ fn handle(token: &str) -> [u8; 32] {
 
 impl SessionStore {
     /// Starts a session; returns its token (for the cookie) and the session.
-    pub fn create(&self, key_id: KeyId, now: Timestamp) -> (String, Session) {
+    pub fn create(&self, key_id: KeyId, secret_version: String, now: Timestamp) -> (String, Session) {
         let token = format!("kwsess_{}", random_base62(43));
-        let session = Session { key_id, csrf: random_base62(32), created_at: now, last_seen: now };
+        let session = Session { key_id, secret_version, csrf: random_base62(32), created_at: now, last_seen: now };
         if let Ok(mut map) = self.sessions.lock() {
             // Sign-in is a good moment to forget sessions that ended.
             map.retain(|_, s| s.expires_at() > now);
@@ -101,7 +109,7 @@ mod tests {
     fn sessions_end_when_idle_and_after_their_absolute_lifetime() {
         let t0 = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap();
         let store = SessionStore::default();
-        let (token, s) = store.create(KeyId::from_trusted("kw_1"), t0);
+        let (token, s) = store.create(KeyId::from_trusted("kw_1"), "v1".into(), t0);
         assert!(s.csrf_matches(&s.csrf) && !s.csrf_matches("nope"));
         assert!(store.touch(&token, t0 + chrono::Duration::minutes(29)).is_some());
         let mut t = t0 + chrono::Duration::minutes(29);
@@ -110,7 +118,7 @@ mod tests {
             assert!(store.touch(&token, t).is_some(), "active at {t}");
         }
         assert!(store.touch(&token, t0 + chrono::Duration::hours(12)).is_none(), "absolute lifetime");
-        let (idle, _) = store.create(KeyId::from_trusted("kw_2"), t0);
+        let (idle, _) = store.create(KeyId::from_trusted("kw_2"), "v1".into(), t0);
         assert!(store.touch(&idle, t0 + chrono::Duration::minutes(31)).is_none(), "idle lifetime");
         assert!(store.touch("kwsess_forged", t0).is_none());
     }

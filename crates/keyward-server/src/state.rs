@@ -38,6 +38,9 @@ pub struct AppState {
     /// server cannot know them (listening on every address without a public URL).
     pub hawk_authority: Option<Arc<(Vec<String>, u16)>>,
     pub metrics: Arc<Metrics>,
+    /// Serializes read-modify-writes of keys in this instance, so they rarely
+    /// meet the store's version check (which still guards other instances).
+    pub key_writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {

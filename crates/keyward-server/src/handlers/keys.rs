@@ -183,6 +183,7 @@ async fn create_key(
         last_used_ip: None,
         imported,
         previous_secret: None,
+        version: 0,
     };
     // The store makes current secrets unique; a secret still in another key's grace period counts too.
     if imported && state.index.digest_in_use(&record.secret.digest) {
@@ -295,7 +296,6 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
-    let mut key = load(&state, &caller, &id, Access::Write).await?;
     let change = body.into_change(state.now())?;
     let regrants = change.changes_grants();
     let changed: Vec<&str> = [
@@ -311,17 +311,43 @@ pub async fn patch(
     .into_iter()
     .filter_map(|(f, set)| set.then_some(f))
     .collect();
-    change.apply(&mut key, state.now());
-    if regrants {
-        let directory = state.index.directory();
-        let owner = directory.users.get(&key.owner_id).ok_or(CoreError::NotFound { what: "user" })?;
-        caller.check_key_grants(&directory, owner, &key.roles, &key.scopes)?;
+    let (state, caller, change, changed, id) = (&state, &caller, &change, &changed, &id);
+    let key = retrying(state, || async move {
+        let mut key = load(state, caller, id, Access::Write).await?;
+        change.clone().apply(&mut key, state.now());
+        if regrants {
+            let directory = state.index.directory();
+            let owner = directory.users.get(&key.owner_id).ok_or(CoreError::NotFound { what: "user" })?;
+            caller.check_key_grants(&directory, owner, &key.roles, &key.scopes)?;
+        }
+        let details = json!({"changed": changed, "roles": key.roles, "scopes": key.scopes,
+            "expires_at": key.expires_at.map(|t| keyward_core::clock::rfc3339(&t)),
+            "network_restrictions": key.network_restrictions.iter().map(ToString::to_string).collect::<Vec<_>>()});
+        save(state, caller, ip, &key, regrants, "key.update", details).await?;
+        Ok(key)
+    })
+    .await?;
+    Ok(view(state, &key))
+}
+
+/// Runs a read-modify-write of a key again when another write overtook its
+/// read (the store refuses such a write rather than undo the other one).
+async fn retrying<T, F, Fut>(state: &AppState, mut attempt: F) -> ApiResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<T>>,
+{
+    let mut tries = 0;
+    loop {
+        let outcome = {
+            let _writing = state.key_writes.lock().await;
+            attempt().await
+        };
+        match outcome {
+            Err(ApiError::Core(CoreError::Conflict { code: "concurrent_update", .. })) if tries < 8 => tries += 1,
+            other => return other,
+        }
     }
-    let details = json!({"changed": changed, "roles": key.roles, "scopes": key.scopes,
-        "expires_at": key.expires_at.map(|t| keyward_core::clock::rfc3339(&t)),
-        "network_restrictions": key.network_restrictions.iter().map(ToString::to_string).collect::<Vec<_>>()});
-    save(&state, &caller, ip, &key, regrants, "key.update", details).await?;
-    Ok(view(&state, &key))
 }
 
 /// Body of `POST /v1/keys/{id}/roll`.
@@ -342,29 +368,37 @@ pub async fn roll(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RollRequest>,
 ) -> ApiResult<axum::Json<KeyWithSecret>> {
-    let mut key = load(&state, &caller, &id, Access::Write).await?;
     let grace = parse_grace_period(body.grace_period_s)?;
-    let now = state.now();
-    let secret = Secret::generate();
-    let old = std::mem::replace(&mut key.secret, state.keyring.seal(key.id.as_str(), &secret));
-    key.previous_secret =
-        (grace > chrono::Duration::zero()).then(|| GraceSecret { sealed: old, valid_until: now + grace });
-    key.rolled_at = Some(now);
-    key.updated_at = now;
-    save(&state, &caller, ip, &key, false, "key.roll", json!({"grace_period_s": grace.num_seconds()})).await?;
-    let key = KeyView::new(&key, &state.index, &state.usage, now);
+    let (state, caller, id) = (&state, &caller, &id);
+    let (key, secret) = retrying(state, || async move {
+        let mut key = load(state, caller, id, Access::Write).await?;
+        let now = state.now();
+        let secret = Secret::generate();
+        let old = std::mem::replace(&mut key.secret, state.keyring.seal(key.id.as_str(), &secret));
+        key.previous_secret =
+            (grace > chrono::Duration::zero()).then(|| GraceSecret { sealed: old, valid_until: now + grace });
+        key.rolled_at = Some(now);
+        key.updated_at = now;
+        save(state, caller, ip, &key, false, "key.roll", json!({"grace_period_s": grace.num_seconds()})).await?;
+        Ok((key, secret))
+    })
+    .await?;
+    let key = KeyView::new(&key, &state.index, &state.usage, state.now());
     Ok(axum::Json(KeyWithSecret { key, secret }))
 }
 
 async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, locked: bool) -> ApiResult<KeyRecord> {
-    let mut key = load(state, caller, id, Access::Write).await?;
-    if key.locked != locked {
-        key.locked = locked;
-        key.updated_at = state.now();
-        let action = if locked { "key.lock" } else { "key.unlock" };
-        save(state, caller, ip, &key, false, action, json!({})).await?;
-    }
-    Ok(key)
+    retrying(state, || async move {
+        let mut key = load(state, caller, id, Access::Write).await?;
+        if key.locked != locked {
+            key.locked = locked;
+            key.updated_at = state.now();
+            let action = if locked { "key.lock" } else { "key.unlock" };
+            save(state, caller, ip, &key, false, action, json!({})).await?;
+        }
+        Ok(key)
+    })
+    .await
 }
 
 /// Disables a key without changing its secret or roles.

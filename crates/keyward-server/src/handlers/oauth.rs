@@ -20,7 +20,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 
 /// A successful token response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `Bearer`.

@@ -27,7 +27,7 @@ pub struct SignIn {
 }
 
 /// A new session; its token is in the `keyward_session` cookie only.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// Send it back as `X-CSRF-Token` on every write.
     pub csrf_token: String,
@@ -68,7 +68,9 @@ pub async fn sign_in(
     ApiJson(body): ApiJson<SignIn>,
 ) -> ApiResult<Response> {
     let now = state.now();
-    let credential = Credential::IdAndSecret(body.key_id, Secret::from_presented(body.secret));
+    let secret = Secret::from_presented(body.secret);
+    let secret_version = state.keyring.digest(&secret).version();
+    let credential = Credential::IdAndSecret(body.key_id, secret);
     let principal = match state.index.authenticate(&credential, now, ip, false) {
         Ok(p) => p,
         Err(refusal) => {
@@ -84,7 +86,7 @@ pub async fn sign_in(
         return Err(CoreError::forbidden("service users (Service Requestors) cannot sign in to the web console").into());
     }
     state.store.append_audit(&[sign_in_event(&state, who, ip, "success", "")]).await?;
-    let (token, session) = state.sessions.create(key_id, now);
+    let (token, session) = state.sessions.create(key_id, secret_version, now);
     let secure = if state.issuer.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
     let view =

@@ -82,6 +82,8 @@ CREATE TABLE keys (
     prev_secret_ciphertext BLOB,
     prev_valid_until       INTEGER,
     deleted_at             INTEGER,
+    -- Bumped by every update: an update made from an older read is refused.
+    version                INTEGER NOT NULL DEFAULT 0,
     CONSTRAINT keys_secret_digest_unique UNIQUE (secret_digest)
 );
 CREATE INDEX keys_owner ON keys(owner_id) WHERE deleted_at IS NULL;

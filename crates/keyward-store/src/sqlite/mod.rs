@@ -29,7 +29,7 @@ pub struct SqliteStore {
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.owner_id, k.name, k.description, k.comment, k.scopes, k.expires_at, \
     k.locked, k.network_restrictions, k.reauth_timeout_s, k.created_at, k.created_by, k.updated_at, k.rolled_at, \
     k.last_used_at, k.last_used_ip, k.imported, k.secret_digest, k.secret_ciphertext, k.prev_secret_digest, \
-    k.prev_secret_ciphertext, k.prev_valid_until, \
+    k.prev_secret_ciphertext, k.prev_valid_until, k.version, \
     (SELECT json_group_array(role_id) FROM (SELECT role_id FROM key_roles WHERE key_id = k.id ORDER BY role_id)) AS roles";
 
 impl SqliteStore {
@@ -150,15 +150,18 @@ async fn insert_user_row(tx: &mut SqliteConnection, user: &User) -> Result<(), S
 async fn write_key_row(tx: &mut SqliteConnection, k: &KeyRecord, replace: bool) -> Result<(), StoreError> {
     let row = KeyRow::from_record(k);
     let sql = if replace {
+        // Last-used columns belong to record_key_usage; the version check refuses an update made
+        // from a read that another write has overtaken, so a lock or roll is never silently undone.
         "UPDATE keys SET org_id = ?2, owner_id = ?3, name = ?4, description = ?5, comment = ?6, scopes = ?7, expires_at = ?8, \
          locked = ?9, network_restrictions = ?10, reauth_timeout_s = ?11, created_at = ?12, created_by = ?13, updated_at = ?14, \
-         rolled_at = ?15, last_used_at = ?16, last_used_ip = ?17, imported = ?18, secret_digest = ?19, secret_ciphertext = ?20, \
-         prev_secret_digest = ?21, prev_secret_ciphertext = ?22, prev_valid_until = ?23 WHERE id = ?1 AND deleted_at IS NULL"
+         rolled_at = ?15, imported = ?18, secret_digest = ?19, secret_ciphertext = ?20, \
+         prev_secret_digest = ?21, prev_secret_ciphertext = ?22, prev_valid_until = ?23, version = version + 1 \
+         WHERE id = ?1 AND deleted_at IS NULL AND version = ?24"
     } else {
         "INSERT INTO keys (id, org_id, owner_id, name, description, comment, scopes, expires_at, locked, network_restrictions, \
          reauth_timeout_s, created_at, created_by, updated_at, rolled_at, last_used_at, last_used_ip, imported, secret_digest, \
-         secret_ciphertext, prev_secret_digest, prev_secret_ciphertext, prev_valid_until) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+         secret_ciphertext, prev_secret_digest, prev_secret_ciphertext, prev_valid_until, version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
     };
     let done = sqlx::query(sql)
         .bind(&row.id)
@@ -184,11 +187,23 @@ async fn write_key_row(tx: &mut SqliteConnection, k: &KeyRecord, replace: bool) 
         .bind(&row.prev_secret_digest)
         .bind(&row.prev_secret_ciphertext)
         .bind(row.prev_valid_until)
+        .bind(row.version)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound { what: "key" });
+        let live: Option<i64> = sqlx::query_scalar("SELECT version FROM keys WHERE id = ? AND deleted_at IS NULL")
+            .bind(&row.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+        return Err(match live {
+            Some(_) => StoreError::Conflict {
+                code: "concurrent_update",
+                detail: "the key was changed meanwhile; read it again and retry".into(),
+            },
+            None => StoreError::NotFound { what: "key" },
+        });
     }
     sqlx::query("DELETE FROM key_roles WHERE key_id = ?").bind(&row.id).execute(&mut *tx).await.map_err(backend)?;
     for role in &k.roles {

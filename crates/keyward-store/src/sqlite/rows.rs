@@ -178,6 +178,7 @@ pub struct KeyRow {
     pub prev_secret_digest: Option<Vec<u8>>,
     pub prev_secret_ciphertext: Option<Vec<u8>>,
     pub prev_valid_until: Option<i64>,
+    pub version: i64,
     #[sqlx(default)]
     pub roles: String,
 }
@@ -213,6 +214,7 @@ impl KeyRow {
             prev_secret_digest: k.previous_secret.as_ref().map(|g| g.sealed.digest.0.to_vec()),
             prev_secret_ciphertext: k.previous_secret.as_ref().map(|g| g.sealed.ciphertext.clone()),
             prev_valid_until: k.previous_secret.as_ref().map(|g| secs(g.valid_until)),
+            version: k.version,
             roles: String::new(),
         }
     }
@@ -256,6 +258,7 @@ impl KeyRow {
             imported: self.imported,
             secret: SealedSecret { digest: digest(d)?, ciphertext: ct },
             previous_secret,
+            version: self.version,
         })
     }
 }

@@ -38,6 +38,7 @@ macro_rules! store_suite_tests {
             scope_round_trips_name_description_and_resources,
             key_round_trips_every_field,
             key_update_replaces_every_field,
+            an_update_from_a_stale_read_is_refused_and_changes_nothing,
             bootstrap_creates_org_user_and_key_once,
             init_meta_keeps_the_first_value,
             swap_meta_swaps_only_when_the_expected_value_matches,
@@ -187,6 +188,7 @@ pub fn key(id: &str, owner: &str, org: &str) -> KeyRecord {
         imported: false,
         secret: sealed(id),
         previous_secret: None,
+        version: 0,
     }
 }
 
@@ -607,6 +609,13 @@ pub async fn key_update_replaces_every_field(store: &dyn Store) {
     let bystander = full_key("kw_2", "usr_a", "org_a");
     seed_key(store, &original).await;
     seed_key(store, &bystander).await;
+    // Last-used columns belong to record_key_usage, and every update bumps the version.
+    let stored = |k: &KeyRecord, version: i64| KeyRecord {
+        last_used_at: original.last_used_at,
+        last_used_ip: original.last_used_ip,
+        version,
+        ..k.clone()
+    };
 
     // Every field to a new value (a roll: the old current secret becomes the previous one).
     let changed = KeyRecord {
@@ -631,9 +640,10 @@ pub async fn key_update_replaces_every_field(store: &dyn Store) {
         imported: false,
         secret: sealed("kw_1/rolled"),
         previous_secret: Some(GraceSecret { sealed: original.secret.clone(), valid_until: at(8, 5) }),
+        version: 0,
     };
     store.update_key(&changed, None, &ev("org_b", "key.update", "kw_1")).await.unwrap();
-    assert_eq!(store.get_key(&changed.id).await.unwrap(), Some(changed.clone()));
+    assert_eq!(store.get_key(&changed.id).await.unwrap(), Some(stored(&changed, 1)));
 
     // Every optional field back to None, lists emptied, booleans flipped.
     let bare = KeyRecord {
@@ -642,15 +652,43 @@ pub async fn key_update_replaces_every_field(store: &dyn Store) {
         reauth_timeout_s: 10,
         updated_at: at(9, 9),
         secret: sealed("kw_1/bare"),
+        version: 1,
         ..key("kw_1", "usr_b", "org_b")
     };
     store.update_key(&bare, Some(&no_limits()), &ev("org_b", "key.update", "kw_1")).await.unwrap();
-    assert_eq!(store.get_key(&bare.id).await.unwrap(), Some(bare.clone()));
+    assert_eq!(store.get_key(&bare.id).await.unwrap(), Some(stored(&bare, 2)));
 
     // And from bare to full again.
-    store.update_key(&original, None, &ev("org_a", "key.update", "kw_1")).await.unwrap();
-    assert_eq!(store.get_key(&original.id).await.unwrap(), Some(original.clone()));
-    assert_eq!(keys_by_id(store).await, vec![original, bystander], "the other key is untouched");
+    let again = KeyRecord { version: 2, ..original.clone() };
+    store.update_key(&again, None, &ev("org_a", "key.update", "kw_1")).await.unwrap();
+    assert_eq!(store.get_key(&original.id).await.unwrap(), Some(stored(&original, 3)));
+    assert_eq!(keys_by_id(store).await, vec![stored(&original, 3), bystander], "the other key is untouched");
+}
+
+pub async fn an_update_from_a_stale_read_is_refused_and_changes_nothing(store: &dyn Store) {
+    seed_a(store).await;
+    let k = key("kw_1", "usr_a", "org_a");
+    seed_key(store, &k).await;
+    let read_by_a = store.get_key(&k.id).await.unwrap().unwrap();
+    let read_by_b = read_by_a.clone();
+    // A locks the key; B, who read before, tries to write back an unlocked copy with its comment.
+    store.update_key(&KeyRecord { locked: true, ..read_by_a }, None, &ev("org_a", "key.lock", "kw_1")).await.unwrap();
+    let before = audit_total(store).await;
+    let stale = KeyRecord { comment: "stale".into(), ..read_by_b };
+    match store.update_key(&stale, None, &ev("org_a", "key.update", "kw_1")).await {
+        Err(StoreError::Conflict { code: "concurrent_update", .. }) => {}
+        other => panic!("expected concurrent_update, got {other:?}"),
+    }
+    let now = store.get_key(&k.id).await.unwrap().unwrap();
+    assert!(now.locked, "the lock stands");
+    assert_eq!(now.comment, "");
+    assert_eq!(audit_total(store).await, before, "no entry for a refused write");
+    // Deleted keys are still NotFound, not a conflict.
+    store.delete_key(&k.id, &ev("org_a", "key.delete", "kw_1")).await.unwrap();
+    assert!(matches!(
+        store.update_key(&now, None, &ev("org_a", "key.update", "kw_1")).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------
@@ -901,13 +939,16 @@ pub async fn update_key_with_limits_checks_the_roles_it_adds(store: &dyn Store) 
     // A key already carrying the role may change within the cap.
     let k1_renamed = KeyRecord { name: "renamed".into(), ..k1.clone() };
     store.update_key(&k1_renamed, Some(&lim), &ev("org_a", "key.update", "kw_1")).await.unwrap();
-    // Moving the role from kw_1 to kw_2 keeps the count at the cap.
-    let k1_plain = KeyRecord { roles: vec![], ..k1_renamed };
+    // Moving the role from kw_1 to kw_2 keeps the count at the cap (each update made from the latest read).
+    let k1_plain = KeyRecord { roles: vec![], version: 1, ..k1_renamed };
     store.update_key(&k1_plain, Some(&lim), &ev("org_a", "key.update", "kw_1")).await.unwrap();
     store.update_key(&k2_deploy, Some(&lim), &ev("org_a", "key.update", "kw_2")).await.unwrap();
-    assert_eq!(keys_by_id(store).await, vec![k1_plain, k2_deploy]);
+    assert_eq!(
+        keys_by_id(store).await,
+        vec![KeyRecord { version: 2, ..k1_plain }, KeyRecord { version: 1, ..k2_deploy }]
+    );
     // A per-user maximum already exceeded refuses updates checked against it.
-    let k2_again = KeyRecord { name: "again".into(), ..k2 };
+    let k2_again = KeyRecord { name: "again".into(), version: 1, ..k2 };
     let result = store.update_key(&k2_again, Some(&limits(1, &[])), &ev("org_a", "key.update", "kw_2")).await;
     assert_eq!(conflict(result), "key_limit_reached");
 }
@@ -1418,7 +1459,7 @@ pub async fn every_write_appends_exactly_one_audit_entry(store: &dyn Store) {
     store.update_key(&full_key("kw_1", "usr_a", "org_a"), Some(&no_limits()), &e).await.unwrap();
     expect_appended(store, &mut n, &[e]).await;
     let e = next("key.update", "kw_1");
-    store.update_key(&key("kw_1", "usr_a", "org_a"), None, &e).await.unwrap();
+    store.update_key(&KeyRecord { version: 1, ..key("kw_1", "usr_a", "org_a") }, None, &e).await.unwrap();
     expect_appended(store, &mut n, &[e]).await;
     let e = next("key.delete", "kw_1");
     assert!(store.delete_key(&kid("kw_1"), &e).await.unwrap());

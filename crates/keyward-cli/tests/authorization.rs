@@ -1495,3 +1495,18 @@ async fn a_disabled_admin_stays_out_of_reach_of_lesser_admins() {
     f.delete(&path, &lesser).await.problem(403, "insufficient_permissions");
     f.post(&format!("{path}/keys"), &lesser, json!({"name": "x"})).await.problem(403, "insufficient_permissions");
 }
+
+#[tokio::test]
+async fn only_an_account_admin_defines_roles_over_every_scope_or_changes_audit_retention() {
+    let f = Fixture::start().await;
+    let (_, org_admin) = f.member(&f.org_a, &["org_admin"]).await;
+    f.post("/v1/roles", &org_admin, json!({"name": "everything", "permissions": ["*:*:write"]}))
+        .await
+        .problem(403, "insufficient_permissions");
+    // Naming the scopes is fine.
+    f.post("/v1/roles", &org_admin, json!({"name": "key reader", "permissions": ["keyward:*:read"]})).await.expect(201);
+    let org = format!("/v1/orgs/{}", f.org_a);
+    f.patch(&org, &org_admin, json!({"audit_retention_days": 1})).await.problem(403, "insufficient_permissions");
+    f.patch(&org, &org_admin, json!({"max_keys_per_user": 20})).await.expect(200);
+    f.patch(&org, &f.admin, json!({"audit_retention_days": 365})).await.expect(200);
+}

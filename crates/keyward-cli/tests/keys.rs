@@ -17,10 +17,9 @@ fn id_of(created: &Value) -> String {
 #[tokio::test]
 async fn created_key_has_the_documented_shape_and_authenticates_both_ways() {
     let s = TestServer::start().await;
-    let created = s
-        .post("/v1/keys", &s.admin, json!({"name": "ci deploy", "description": "d", "comment": "c"}))
-        .await
-        .expect(201);
+    let resp = s.post("/v1/keys", &s.admin, json!({"name": "ci deploy", "description": "d", "comment": "c"})).await;
+    assert_eq!(resp.headers["cache-control"], "no-store", "a response with a secret is never cached");
+    let created = resp.expect(201);
     let id = id_of(&created);
     let secret = secret_of(&created);
     assert!(id.starts_with("kw_") && id.len() == 25, "{id}");
@@ -606,6 +605,7 @@ async fn operations_endpoints_answer() {
     let Auth::Basic(_, secret) = locked else { unreachable!() };
     assert!(!text.contains(&secret) && !text.contains(&s.admin_id), "metrics name no key");
     s.get("/v1/nothing-here", &s.admin).await.problem(404, "not_found");
+    s.get("/v1/keys/%FF", &s.admin).await.problem(400, "invalid_request");
     s.call(reqwest::Method::PUT, "/v1/keys", &s.admin, None).await.problem(405, "method_not_allowed");
 }
 

@@ -102,6 +102,9 @@ struct FailureWindow {
     count: u64,
 }
 
+/// Open windows before new sources of a key are folded together.
+pub const MAX_OPEN_WINDOWS: usize = 10_000;
+
 /// The length of a coalescing window.
 pub const FAILURE_WINDOW_SECS: i64 = 60;
 
@@ -118,16 +121,19 @@ impl FailureCoalescer {
         reason: &str,
         at: Timestamp,
     ) {
-        let w = self
-            .open
-            .entry((action.to_owned(), key_id.to_owned(), source.to_owned(), reason.to_owned()))
-            .or_insert_with(|| FailureWindow {
-                org_id: org_id.to_owned(),
-                owner_id: owner_id.to_owned(),
-                first_at: at,
-                last_at: at,
-                count: 0,
-            });
+        let mut slot = (action.to_owned(), key_id.to_owned(), source.to_owned(), reason.to_owned());
+        // Only known keys are recorded, so sources are the one unbounded dimension:
+        // past the cap, new sources of a key share one window marked "many".
+        if self.open.len() >= MAX_OPEN_WINDOWS && !self.open.contains_key(&slot) {
+            slot.2 = "many".to_owned();
+        }
+        let w = self.open.entry(slot).or_insert_with(|| FailureWindow {
+            org_id: org_id.to_owned(),
+            owner_id: owner_id.to_owned(),
+            first_at: at,
+            last_at: at,
+            count: 0,
+        });
         w.count += 1;
         w.last_at = at;
     }
@@ -247,6 +253,23 @@ mod tests {
         assert_eq!(flood.details["reason"], "invalid_credentials");
         assert_eq!(flood.source_ip.as_deref(), Some("10.0.0.1"));
         assert!(c.drain(t0 + chrono::Duration::seconds(600), true).is_empty());
+
+        // A flood from ever new addresses stays bounded.
+        for i in 0..(MAX_OPEN_WINDOWS + 5_000) {
+            c.record(
+                U,
+                "org",
+                "usr",
+                "kw_1",
+                &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
+                "invalid_credentials",
+                t0,
+            );
+        }
+        let events = c.drain(t0 + chrono::Duration::seconds(60), false);
+        assert_eq!(events.len(), MAX_OPEN_WINDOWS + 1);
+        let many = events.iter().find(|e| e.source_ip.as_deref() == Some("many")).unwrap();
+        assert_eq!(many.details["count"], 5_000);
     }
 
     #[test]

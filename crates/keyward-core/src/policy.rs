@@ -289,6 +289,12 @@ impl Principal {
         if !problems.is_empty() {
             return Err(CoreError::Validation(problems));
         }
+        // `*` as the scope would also cover scopes the org declares later, beyond what the caller holds today.
+        if !self.cross_org && permissions.iter().any(|p| p.scope == "*") {
+            return Err(CoreError::forbidden(
+                "only an account_admin defines roles over every scope (`*`); name the scopes",
+            ));
+        }
         self.check_within_own(&PermissionSet::from_patterns(permissions, &catalog))
     }
 

@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(endpoint.path, guarded);
     }
     router
+        .layer(axum::middleware::from_fn(problems_for_rejections))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .fallback(|| async { problem_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), vec![]) })
         .method_not_allowed_fallback(|method: Method| async move {
@@ -94,6 +95,27 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// Turns the plain-text rejections of axum's extractors (a path that is not
+/// valid UTF-8, say) into problem documents like every other error.
+async fn problems_for_rejections(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() && plain) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let detail: String = String::from_utf8_lossy(&text).chars().take(200).collect();
+    problem_response(status, "invalid_request", detail, vec![])
 }
 
 /// Counts every routed request by method, route template and status.

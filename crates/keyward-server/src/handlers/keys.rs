@@ -22,6 +22,9 @@ use serde::Deserialize;
 use serde_json::json;
 use std::net::IpAddr;
 
+/// Responses that carry a secret must not be cached anywhere.
+const NO_STORE: [(axum::http::HeaderName, &str); 1] = [(axum::http::header::CACHE_CONTROL, "no-store")];
+
 /// Query of `GET /v1/keys`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListKeysParams {
@@ -216,7 +219,7 @@ pub async fn create(
     let spec = body.into_spec(false, state.now())?;
     let (record, secret) = create_key(&state, &caller, ip, spec, owner).await?;
     let key = KeyView::new(&record, &state.index, &state.usage, state.now());
-    Ok((StatusCode::CREATED, axum::Json(KeyWithSecret { key, secret })))
+    Ok((StatusCode::CREATED, NO_STORE, axum::Json(KeyWithSecret { key, secret })))
 }
 
 /// Imports an existing key with its id and secret; the secret is never echoed.
@@ -232,7 +235,7 @@ pub async fn import(
     let spec = body.into_spec(true, state.now())?;
     let (record, _secret) = create_key(&state, &caller, ip, spec, owner).await?;
     let key = KeyView::new(&record, &state.index, &state.usage, state.now());
-    Ok((StatusCode::CREATED, axum::Json(ImportedKey { key })))
+    Ok((StatusCode::CREATED, NO_STORE, axum::Json(ImportedKey { key })))
 }
 
 /// Loads a key the caller may access with `access`; others' keys read as missing.
@@ -367,7 +370,7 @@ pub async fn roll(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RollRequest>,
-) -> ApiResult<axum::Json<KeyWithSecret>> {
+) -> ApiResult<impl IntoResponse> {
     let grace = parse_grace_period(body.grace_period_s)?;
     let (state, caller, id) = (&state, &caller, &id);
     let (key, secret) = retrying(state, || async move {
@@ -384,7 +387,7 @@ pub async fn roll(
     })
     .await?;
     let key = KeyView::new(&key, &state.index, &state.usage, state.now());
-    Ok(axum::Json(KeyWithSecret { key, secret }))
+    Ok((NO_STORE, axum::Json(KeyWithSecret { key, secret })))
 }
 
 async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, locked: bool) -> ApiResult<KeyRecord> {
@@ -537,5 +540,5 @@ pub async fn create_for_user(
     let spec = body.into_spec(false, state.now())?;
     let (record, secret) = create_key(&state, &caller, ip, spec, Some(id)).await?;
     let key = KeyView::new(&record, &state.index, &state.usage, state.now());
-    Ok((StatusCode::CREATED, axum::Json(KeyWithSecret { key, secret })))
+    Ok((StatusCode::CREATED, NO_STORE, axum::Json(KeyWithSecret { key, secret })))
 }

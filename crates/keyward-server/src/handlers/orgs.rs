@@ -138,6 +138,10 @@ pub async fn patch(
             None => problems.push(FieldError::new("default_expiry_days", "must be 1 to 36500, or null")),
         },
     }
+    if body.audit_retention_days.is_some() && !caller.cross_org {
+        // Shortening retention erases history, including the trail of whoever shortens it.
+        return Err(CoreError::forbidden("only an account_admin changes audit retention").into());
+    }
     match body.audit_retention_days {
         None => {}
         Some(None) => org.settings.audit_retention_days = None,

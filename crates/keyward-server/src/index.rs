@@ -119,6 +119,8 @@ pub struct KeyIndex {
     snapshot: RwLock<Snapshot>,
     refresh: tokio::sync::Mutex<()>,
     keyring: Arc<Keyring>,
+    /// A refresh after a committed write failed: the next background tick reloads everything.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 fn poisoned() -> StoreError {
@@ -127,7 +129,12 @@ fn poisoned() -> StoreError {
 
 impl KeyIndex {
     pub fn new(keyring: Arc<Keyring>) -> Self {
-        Self { snapshot: RwLock::new(Snapshot::default()), refresh: tokio::sync::Mutex::new(()), keyring }
+        Self {
+            snapshot: RwLock::new(Snapshot::default()),
+            refresh: tokio::sync::Mutex::new(()),
+            keyring,
+            stale: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Reloads everything from the store (start-up, and after org, user or role changes).
@@ -145,10 +152,20 @@ impl KeyIndex {
         Ok(())
     }
 
+    /// Reloads if a refresh failed since the last reload; returns whether it did.
+    pub async fn reload_if_stale(&self, store: &dyn Store) -> Result<bool, StoreError> {
+        if !self.stale.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
+        self.reload(store).await.inspect_err(|_| self.stale.store(true, std::sync::atomic::Ordering::SeqCst))?;
+        Ok(true)
+    }
+
     /// Re-reads one key from the store after a write to it.
     pub async fn refresh_key(&self, store: &dyn Store, id: &KeyId) -> Result<(), StoreError> {
         let _guard = self.refresh.lock().await;
-        let record = store.get_key(id).await?;
+        let record =
+            store.get_key(id).await.inspect_err(|_| self.stale.store(true, std::sync::atomic::Ordering::SeqCst))?;
         let mut snap = self.snapshot.write().map_err(|_| poisoned())?;
         match record {
             Some(r) => snap.insert(r),

@@ -35,6 +35,8 @@ pub use api::router;
 
 /// How often pending last-used times are written.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// The key index is reconciled with the store every minute.
+const RECONCILE_EVERY_TICKS: u64 = 30;
 /// Retention runs at start and then hourly.
 const RETENTION_EVERY_TICKS: u64 = 1800;
 
@@ -172,6 +174,17 @@ async fn background_writers(state: AppState) {
             tracing::warn!(error = %e, "could not write last-used times; will retry");
         }
         audit::flush_failures(&state, false).await;
+        // The safety net behind refreshing after each write: a failed refresh, and a full
+        // reconciliation every minute.
+        let reconcile = ticks.is_multiple_of(RECONCILE_EVERY_TICKS) && ticks > 0;
+        let result = if reconcile {
+            state.index.reload(state.store.as_ref()).await.map(|()| true)
+        } else {
+            state.index.reload_if_stale(state.store.as_ref()).await
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not reload the key index; will retry");
+        }
         if ticks.is_multiple_of(RETENTION_EVERY_TICKS) {
             audit::apply_retention(&state).await;
         }

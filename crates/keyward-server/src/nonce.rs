@@ -1,19 +1,35 @@
 //! The Hawk nonce cache: a replayed (id, nonce) inside the timestamp window is
 //! refused. Two generations bound memory: entries live 120 to 240 seconds,
-//! longer than any two valid timestamps can be apart (2 × 60 s skew).
+//! longer than any two valid timestamps can be apart (2 × 60 s skew); each key
+//! has its own share, so one busy key cannot lock the others out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// How long a generation collects before it becomes the previous one.
 const GENERATION_SECS: i64 = 120;
-/// At most this many nonces per generation; beyond it new Hawk requests are refused (fail closed).
-const MAX_PER_GENERATION: usize = 1_000_000;
+/// Nonces one key may use per generation (about 800 signed requests a second);
+/// past it that key's Hawk requests are refused, other keys' are not.
+const MAX_PER_KEY: usize = 100_000;
+/// Nonces of all keys per generation; past it every new Hawk request is refused (fail closed).
+const MAX_PER_GENERATION: usize = 2_000_000;
+
+#[derive(Default)]
+struct Generation {
+    by_key: HashMap<String, HashSet<String>>,
+    total: usize,
+}
+
+impl Generation {
+    fn contains(&self, id: &str, nonce: &str) -> bool {
+        self.by_key.get(id).is_some_and(|n| n.contains(nonce))
+    }
+}
 
 #[derive(Default)]
 struct Generations {
-    current: HashSet<(String, String)>,
-    previous: HashSet<(String, String)>,
+    current: Generation,
+    previous: Generation,
     started: i64,
 }
 
@@ -31,11 +47,15 @@ impl NonceCache {
             g.previous = std::mem::take(&mut g.current);
             g.started = now;
         }
-        let entry = (id.to_owned(), nonce.to_owned());
-        if g.current.contains(&entry) || g.previous.contains(&entry) || g.current.len() >= MAX_PER_GENERATION {
+        if g.current.contains(id, nonce) || g.previous.contains(id, nonce) || g.current.total >= MAX_PER_GENERATION {
             return false;
         }
-        g.current.insert(entry)
+        let seen = g.current.by_key.entry(id.to_owned()).or_default();
+        if seen.len() >= MAX_PER_KEY || !seen.insert(nonce.to_owned()) {
+            return false;
+        }
+        g.current.total += 1;
+        true
     }
 }
 
@@ -54,5 +74,16 @@ mod tests {
         }
         // After two generations the entry is gone; by then its timestamp is long stale.
         assert!(cache.first_use("kw_a", "n1", 1_500));
+    }
+
+    #[test]
+    fn one_key_filling_its_share_does_not_block_the_others() {
+        let cache = NonceCache::default();
+        for i in 0..MAX_PER_KEY {
+            assert!(cache.first_use("kw_busy", &i.to_string(), 10));
+        }
+        assert!(!cache.first_use("kw_busy", "one more", 10));
+        assert!(cache.first_use("kw_other", "n", 10));
+        assert!(cache.first_use("kw_busy", "next generation", 10 + GENERATION_SECS));
     }
 }

@@ -1510,3 +1510,53 @@ async fn only_an_account_admin_defines_roles_over_every_scope_or_changes_audit_r
     f.patch(&org, &org_admin, json!({"max_keys_per_user": 20})).await.expect(200);
     f.patch(&org, &f.admin, json!({"audit_retention_days": 365})).await.expect(200);
 }
+
+#[tokio::test]
+async fn an_org_admin_cannot_raise_a_narrow_key_of_the_account_admin_to_account_admin() {
+    let f = Fixture::start().await;
+    let (_, org_admin) = f.member(&f.org_a, &["org_admin"]).await;
+    // The account admin's narrow key: it can read keys and nothing else.
+    let narrow = f
+        .post("/v1/keys", &f.admin, json!({"name": "ci", "roles": [], "scopes": [scope("keyward", "keys", "read")]}))
+        .await
+        .expect(201);
+    let path = format!("/v1/keys/{}", str_of(&narrow["key"]["id"]));
+    // Managing it is fine while it holds little; giving it account_admin is not.
+    f.patch(&path, &org_admin, json!({"comment": "seen"})).await.expect(200);
+    f.patch(&path, &org_admin, json!({"roles": ["account_admin"]})).await.problem(403, "insufficient_permissions");
+    f.post(&format!("{path}/roll"), &org_admin, json!({})).await.expect(200);
+    f.get(&path, &f.admin).await.expect(200)["roles"].as_array().unwrap().is_empty().then_some(()).unwrap();
+}
+
+#[tokio::test]
+async fn a_disabled_admins_keys_stay_out_of_reach_of_lesser_admins() {
+    let f = Fixture::start().await;
+    let manager = f.role(&f.admin, &["keyward:keys:write", "keyward:users:write"]).await;
+    let (_, lesser) = f.member(&f.org_a, &[&manager]).await;
+    let (admin2, _) = f.member(&f.org_a, &["account_admin"]).await;
+    let (admin2_key, _) = f.key(&admin2, json!({"name": "second admin's"})).await;
+    let path = format!("/v1/keys/{}", str_of(&admin2_key["id"]));
+    f.post(&format!("{path}/roll"), &lesser, json!({})).await.problem(403, "insufficient_permissions");
+    f.patch(&format!("/v1/users/{admin2}"), &f.admin, json!({"status": "disabled"})).await.expect(200);
+    for action in ["roll", "unlock", "lock"] {
+        f.post(&format!("{path}/{action}"), &lesser, json!({})).await.problem(403, "insufficient_permissions");
+    }
+    f.patch(&path, &lesser, json!({"network_restrictions": []})).await.problem(403, "insufficient_permissions");
+    f.delete(&path, &lesser).await.problem(403, "insufficient_permissions");
+}
+
+#[tokio::test]
+async fn a_role_is_changed_or_deleted_only_by_who_may_manage_all_its_holders() {
+    let f = Fixture::start().await;
+    let reports = f.role(&f.admin, &["keyward:audit:read"]).await;
+    let deleter = f.role(&f.admin, &["keyward:audit:read", "keyward:roles:write"]).await;
+    let (_, small) = f.member(&f.org_a, &[&deleter]).await;
+    let (admin2, admin2_auth) = f.member(&f.org_a, &["account_admin", &reports]).await;
+    let _ = admin2;
+    let path = format!("/v1/roles/{reports}");
+    f.patch(&path, &small, json!({"description": "x"})).await.problem(403, "insufficient_permissions");
+    f.delete(&path, &small).await.problem(403, "insufficient_permissions");
+    f.get("/v1/me", &admin2_auth).await.expect(200);
+    // The account admin may.
+    f.delete(&path, &f.admin).await.expect(204);
+}

@@ -312,7 +312,7 @@ async fn the_per_user_key_limit_is_enforced_and_configurable() {
     assert_eq!(org["allow_direct_secret"], true);
     // The bootstrap key is one of the admin's ten.
     for i in 0..9 {
-        s.post("/v1/keys", &s.admin, json!({"name": format!("k{i}")})).await.expect(201);
+        s.post("/v1/keys", &s.admin, json!({"name": format!("limit-{i}")})).await.expect(201);
     }
     s.post("/v1/keys", &s.admin, json!({"name": "eleventh"})).await.problem(409, "key_limit_reached");
     s.post("/v1/keys/import", &s.admin, json!({"name": "imp", "id": "imp-1", "secret": "imported-secret-value-1"}))
@@ -323,7 +323,7 @@ async fn the_per_user_key_limit_is_enforced_and_configurable() {
     s.post("/v1/keys", &s.admin, json!({"name": "eleventh"})).await.expect(201);
     s.post("/v1/keys", &s.admin, json!({"name": "twelfth"})).await.problem(409, "key_limit_reached");
     // A deleted key frees its place.
-    let list = s.get("/v1/keys?q=k0", &s.admin).await.expect(200);
+    let list = s.get("/v1/keys?q=limit-0", &s.admin).await.expect(200);
     let k0 = list["items"][0]["id"].as_str().unwrap();
     s.delete(&format!("/v1/keys/{k0}"), &s.admin).await;
     s.post("/v1/keys", &s.admin, json!({"name": "twelfth"})).await.expect(201);

@@ -82,6 +82,17 @@ impl Directory {
         self.grants(&key.org_id, &key.roles, &key.scopes).intersect(&self.user_permissions(owner))
     }
 
+    /// What a key could do: its grants within its owner's roles, whether or not
+    /// the owner is disabled right now (re-enabling them brings it all back).
+    #[must_use]
+    pub fn key_potential(&self, key: &KeyRecord) -> (PermissionSet, bool) {
+        let Some(owner) = self.users.get(&key.owner_id) else { return (PermissionSet::default(), false) };
+        let permissions =
+            self.grants(&key.org_id, &key.roles, &key.scopes).intersect(&self.user_role_permissions(owner));
+        let admin = RoleId::from_trusted(ACCOUNT_ADMIN);
+        (permissions, key.roles.contains(&admin) && owner.roles.contains(&admin))
+    }
+
     /// Whether the key acts across orgs: it carries `account_admin` and its owner holds it.
     #[must_use]
     pub fn key_is_cross_org(&self, key: &KeyRecord) -> bool {
@@ -308,7 +319,11 @@ impl Principal {
         scopes: &[ScopeGrant],
     ) -> Result<(), CoreError> {
         dir.check_key_grants(owner, roles, scopes)?;
-        self.check_within_own(&dir.grants(&owner.org_id, roles, scopes).intersect(&dir.user_permissions(owner)))
+        if roles.iter().any(|r| r.as_str() == ACCOUNT_ADMIN) && !self.cross_org {
+            return Err(CoreError::forbidden("only an account_admin puts account_admin on a key"));
+        }
+        // Judged by what the key could do, not what it does while its owner happens to be disabled.
+        self.check_within_own(&dir.grants(&owner.org_id, roles, scopes).intersect(&dir.user_role_permissions(owner)))
     }
 
     /// Whether the caller may change (or create keys for) something that can do

@@ -86,12 +86,16 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpNet]
     if !is_trusted(&peer) {
         return peer;
     }
+    // Bytes that are not text stay in place as unreadable hops rather than hiding the whole line.
     let hops: Vec<Option<IpAddr>> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().parse::<IpAddr>().ok())
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|s| s.trim().parse::<IpAddr>().ok())
+                .collect::<Vec<_>>()
+        })
         .collect();
     // Walk from the nearest hop back: entries our proxies appended are trustworthy, and the
     // first one that is not a trusted proxy is the client. Anything the client wrote lies
@@ -163,5 +167,13 @@ mod tests {
         assert_eq!(ip_for("garbage, 203.0.113.9", "10.0.0.2", &t).to_string(), "203.0.113.9");
         assert_eq!(ip_for("unknown", "10.0.0.2", &t).to_string(), "0.0.0.0", "an unreadable client is nobody");
         assert_eq!(ip_for("203.0.113.9, junk", "10.0.0.2", &t).to_string(), "0.0.0.0");
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"\x80, 203.0.113.9").unwrap());
+        let mut ext = Extensions::new();
+        ext.insert(ConnectInfo(SocketAddr::new("10.0.0.2".parse().unwrap(), 1)));
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(client_ip(&headers, &ext, &trusted).to_string(), "203.0.113.9", "non-text bytes hide nothing");
+        headers.insert("x-forwarded-for", axum::http::HeaderValue::from_bytes(b"203.0.113.9\xff").unwrap());
+        assert_eq!(client_ip(&headers, &ext, &trusted).to_string(), "0.0.0.0");
     }
 }

@@ -139,6 +139,11 @@ impl KeyIndex {
 
     /// Reloads everything from the store (start-up, and after org, user or role changes).
     pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        // A failed reload leaves the index stale; the next background tick tries again.
+        self.load_all(store).await.inspect_err(|_| self.stale.store(true, std::sync::atomic::Ordering::SeqCst))
+    }
+
+    async fn load_all(&self, store: &dyn Store) -> Result<(), StoreError> {
         let _guard = self.refresh.lock().await;
         let mut roles = builtin_roles();
         roles.extend(store.list_roles().await?);
@@ -157,7 +162,7 @@ impl KeyIndex {
         if !self.stale.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Ok(false);
         }
-        self.reload(store).await.inspect_err(|_| self.stale.store(true, std::sync::atomic::Ordering::SeqCst))?;
+        self.reload(store).await?;
         Ok(true)
     }
 
@@ -189,6 +194,16 @@ impl KeyIndex {
 
     pub fn key(&self, id: &KeyId) -> Option<Arc<IndexedKey>> {
         self.snapshot.read().ok()?.keys.get(id).cloned()
+    }
+
+    /// The owners of the live keys that carry `role`.
+    pub fn owners_of_keys_with_role(&self, role: &keyward_core::ids::RoleId) -> Vec<UserId> {
+        self.snapshot
+            .read()
+            .map(|s| {
+                s.keys.values().filter(|k| k.record.roles.contains(role)).map(|k| k.record.owner_id.clone()).collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether a live key holds this secret, as its current one or in its grace period.

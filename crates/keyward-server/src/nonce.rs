@@ -3,6 +3,7 @@
 //! longer than any two valid timestamps can be apart (2 × 60 s skew); each key
 //! has its own share, so one busy key cannot lock the others out.
 
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -11,19 +12,18 @@ const GENERATION_SECS: i64 = 120;
 /// Nonces one key may use per generation (about 800 signed requests a second);
 /// past it that key's Hawk requests are refused, other keys' are not.
 const MAX_PER_KEY: usize = 100_000;
-/// Nonces of all keys per generation; past it every new Hawk request is refused (fail closed).
+/// Nonces of all keys per generation (about 64 MiB at most); past it new Hawk
+/// requests are refused (fail closed) until the window moves.
 const MAX_PER_GENERATION: usize = 2_000_000;
 
+/// The longest nonce accepted; real clients send 6 to 40 characters.
+pub const MAX_NONCE_LEN: usize = 128;
+
+/// A generation keeps 16 bytes per nonce (a hash of key id and nonce), however long the nonce.
 #[derive(Default)]
 struct Generation {
-    by_key: HashMap<String, HashSet<String>>,
-    total: usize,
-}
-
-impl Generation {
-    fn contains(&self, id: &str, nonce: &str) -> bool {
-        self.by_key.get(id).is_some_and(|n| n.contains(nonce))
-    }
+    seen: HashSet<[u8; 16]>,
+    per_key: HashMap<String, usize>,
 }
 
 #[derive(Default)]
@@ -39,22 +39,34 @@ pub struct NonceCache {
     inner: Mutex<Generations>,
 }
 
+fn fingerprint(id: &str, nonce: &str) -> [u8; 16] {
+    let digest = Sha256::new().chain_update(id.as_bytes()).chain_update([0]).chain_update(nonce.as_bytes()).finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
 impl NonceCache {
     /// Records `(id, nonce)` and returns whether it is new; check and insert are one step.
     pub fn first_use(&self, id: &str, nonce: &str, now: i64) -> bool {
+        if nonce.len() > MAX_NONCE_LEN {
+            return false;
+        }
         let Ok(mut g) = self.inner.lock() else { return false };
         if now - g.started >= GENERATION_SECS {
             g.previous = std::mem::take(&mut g.current);
             g.started = now;
         }
-        if g.current.contains(id, nonce) || g.previous.contains(id, nonce) || g.current.total >= MAX_PER_GENERATION {
+        let print = fingerprint(id, nonce);
+        if g.previous.seen.contains(&print) || g.current.seen.contains(&print) {
             return false;
         }
-        let seen = g.current.by_key.entry(id.to_owned()).or_default();
-        if seen.len() >= MAX_PER_KEY || !seen.insert(nonce.to_owned()) {
+        let used = g.current.per_key.get(id).copied().unwrap_or(0);
+        if used >= MAX_PER_KEY || g.current.seen.len() >= MAX_PER_GENERATION {
             return false;
         }
-        g.current.total += 1;
+        g.current.seen.insert(print);
+        g.current.per_key.insert(id.to_owned(), used + 1);
         true
     }
 }
@@ -85,5 +97,12 @@ mod tests {
         assert!(!cache.first_use("kw_busy", "one more", 10));
         assert!(cache.first_use("kw_other", "n", 10));
         assert!(cache.first_use("kw_busy", "next generation", 10 + GENERATION_SECS));
+    }
+
+    #[test]
+    fn overlong_nonces_are_refused() {
+        let cache = NonceCache::default();
+        assert!(cache.first_use("kw", &"n".repeat(MAX_NONCE_LEN), 1));
+        assert!(!cache.first_use("kw", &"n".repeat(MAX_NONCE_LEN + 1), 1));
     }
 }

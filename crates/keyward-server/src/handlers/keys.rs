@@ -244,8 +244,8 @@ async fn load(state: &AppState, caller: &Principal, id: &str, access: Access) ->
     caller.check_key_access(&key.owner_id, &key.org_id, access)?;
     if access == Access::Write {
         // Rolling, unlocking or widening a key that can do more than the caller would hand them its power.
-        let indexed = state.index.key(&key.id).ok_or(CoreError::NotFound { what: "key" })?;
-        caller.check_may_manage(&indexed.permissions, indexed.cross_org)?;
+        let (potential, cross_org) = state.index.directory().key_potential(&key);
+        caller.check_may_manage(&potential, cross_org)?;
     }
     Ok(key)
 }

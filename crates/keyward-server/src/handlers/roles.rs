@@ -14,7 +14,7 @@ use keyward_core::CoreError;
 use keyward_core::admin::{CreateRoleRequest, UpdateRoleRequest};
 use keyward_core::ids::{OrgId, RoleId};
 use keyward_core::model::Role;
-use keyward_core::policy::Principal;
+use keyward_core::policy::{Directory, Principal};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -96,6 +96,19 @@ fn load(state: &AppState, caller: &Principal, id: &str) -> ApiResult<Role> {
     Ok(role)
 }
 
+/// Changing or deleting a role changes (or deletes) its holders' keys: the
+/// caller must be able to manage every holder and every key's owner.
+fn check_may_manage_holders(state: &AppState, caller: &Principal, role: &Role) -> ApiResult<()> {
+    let directory = state.index.directory();
+    let mut owners: std::collections::BTreeSet<_> =
+        directory.users.values().filter(|u| u.roles.contains(&role.id)).map(|u| u.id.clone()).collect();
+    owners.extend(state.index.owners_of_keys_with_role(&role.id));
+    for owner in owners.iter().filter_map(|id| directory.users.get(id)) {
+        caller.check_may_manage(&directory.user_role_permissions(owner), Directory::user_is_account_admin(owner))?;
+    }
+    Ok(())
+}
+
 fn refuse_builtin(role: &Role) -> ApiResult<()> {
     if role.builtin {
         return Err(
@@ -128,6 +141,7 @@ pub async fn patch(
 ) -> ApiResult<axum::Json<RoleView>> {
     let mut role = load(&state, &caller, &id)?;
     refuse_builtin(&role)?;
+    check_may_manage_holders(&state, &caller, &role)?;
     let org = role.org_id.clone().unwrap_or_else(|| caller.org_id.clone());
     let directory = state.index.directory();
     // Changing a role is granting what it holds: the caller must hold it all, before and after.
@@ -165,6 +179,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let role = load(&state, &caller, &id)?;
     refuse_builtin(&role)?;
+    check_may_manage_holders(&state, &caller, &role)?;
     let org = role.org_id.clone().unwrap_or_else(|| caller.org_id.clone());
     caller.check_role_definition(&state.index.directory(), &org, &role.permissions)?;
     let event = audit_event(

@@ -1512,20 +1512,35 @@ async fn only_an_account_admin_defines_roles_over_every_scope_or_changes_audit_r
 }
 
 #[tokio::test]
-async fn an_org_admin_cannot_raise_a_narrow_key_of_the_account_admin_to_account_admin() {
+async fn an_org_admin_cannot_touch_even_a_narrow_key_of_the_account_admin() {
     let f = Fixture::start().await;
     let (_, org_admin) = f.member(&f.org_a, &["org_admin"]).await;
-    // The account admin's narrow key: it can read keys and nothing else.
+    // The account admin's narrow key: it can read keys and nothing else, but it acts in the admin's name.
     let narrow = f
         .post("/v1/keys", &f.admin, json!({"name": "ci", "roles": [], "scopes": [scope("keyward", "keys", "read")]}))
         .await
         .expect(201);
     let path = format!("/v1/keys/{}", str_of(&narrow["key"]["id"]));
-    // Managing it is fine while it holds little; giving it account_admin is not.
-    f.patch(&path, &org_admin, json!({"comment": "seen"})).await.expect(200);
+    f.patch(&path, &org_admin, json!({"comment": "seen"})).await.problem(403, "insufficient_permissions");
     f.patch(&path, &org_admin, json!({"roles": ["account_admin"]})).await.problem(403, "insufficient_permissions");
-    f.post(&format!("{path}/roll"), &org_admin, json!({})).await.expect(200);
-    f.get(&path, &f.admin).await.expect(200)["roles"].as_array().unwrap().is_empty().then_some(()).unwrap();
+    f.post(&format!("{path}/roll"), &org_admin, json!({})).await.problem(403, "insufficient_permissions");
+    f.get(&path, &org_admin).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_demoted_admins_keys_keep_what_they_could_do_out_of_reach() {
+    let f = Fixture::start().await;
+    let (_, org_admin) = f.member(&f.org_a, &["org_admin"]).await;
+    let admin3 = f.user(&f.org_a, &["account_admin"]).await;
+    let (k, _) = f.key(&admin3, json!({"name": "k"})).await;
+    let path = format!("/v1/keys/{}", str_of(&k["id"]));
+    f.post(&format!("{path}/roll"), &org_admin, json!({})).await.problem(403, "insufficient_permissions");
+    // Demoted to org admin, the key still carries account_admin, dormant until the role returns.
+    f.patch(&format!("/v1/users/{admin3}"), &f.admin, json!({"roles": ["org_admin"]})).await.expect(200);
+    f.post(&format!("{path}/roll"), &org_admin, json!({})).await.problem(403, "insufficient_permissions");
+    f.patch(&path, &org_admin, json!({"network_restrictions": []})).await.problem(403, "insufficient_permissions");
+    // The account admin may, of course.
+    f.post(&format!("{path}/roll"), &f.admin, json!({})).await.expect(200);
 }
 
 #[tokio::test]

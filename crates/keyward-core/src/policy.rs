@@ -82,15 +82,12 @@ impl Directory {
         self.grants(&key.org_id, &key.roles, &key.scopes).intersect(&self.user_permissions(owner))
     }
 
-    /// What a key could do: its grants within its owner's roles, whether or not
-    /// the owner is disabled right now (re-enabling them brings it all back).
+    /// What a key could do: everything its roles and scopes grant, whatever its
+    /// owner holds right now (a disabled or demoted owner may get it all back).
     #[must_use]
     pub fn key_potential(&self, key: &KeyRecord) -> (PermissionSet, bool) {
-        let Some(owner) = self.users.get(&key.owner_id) else { return (PermissionSet::default(), false) };
-        let permissions =
-            self.grants(&key.org_id, &key.roles, &key.scopes).intersect(&self.user_role_permissions(owner));
-        let admin = RoleId::from_trusted(ACCOUNT_ADMIN);
-        (permissions, key.roles.contains(&admin) && owner.roles.contains(&admin))
+        let permissions = self.grants(&key.org_id, &key.roles, &key.scopes);
+        (permissions, key.roles.iter().any(|r| r.as_str() == ACCOUNT_ADMIN))
     }
 
     /// Whether the key acts across orgs: it carries `account_admin` and its owner holds it.

@@ -243,8 +243,16 @@ async fn load(state: &AppState, caller: &Principal, id: &str, access: Access) ->
     let key = state.store.get_key(&KeyId::from_trusted(id)).await?.ok_or(CoreError::NotFound { what: "key" })?;
     caller.check_key_access(&key.owner_id, &key.org_id, access)?;
     if access == Access::Write {
-        // Rolling, unlocking or widening a key that can do more than the caller would hand them its power.
-        let (potential, cross_org) = state.index.directory().key_potential(&key);
+        // Rolling, unlocking or widening a key that can do more than the caller would hand them
+        // its power; and a key of someone else acts in their name, so they must be in reach too.
+        let directory = state.index.directory();
+        if key.owner_id != caller.user_id
+            && let Some(owner) = directory.users.get(&key.owner_id)
+        {
+            caller
+                .check_may_manage(&directory.user_role_permissions(owner), Directory::user_is_account_admin(owner))?;
+        }
+        let (potential, cross_org) = directory.key_potential(&key);
         caller.check_may_manage(&potential, cross_org)?;
     }
     Ok(key)

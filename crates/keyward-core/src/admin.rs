@@ -8,8 +8,8 @@ use crate::model::{UserKind, UserStatus};
 use crate::permission::{Permission, is_valid_name};
 use serde::Deserialize;
 
-/// A display name: 1–255 characters, not blank, no control characters.
-fn check_display_name(p: &mut Problems, field: &str, name: &str) {
+/// A display name (user, role, org): 1–255 characters, not blank, no control characters.
+pub fn check_display_name(p: &mut Problems, field: &str, name: &str) {
     let n = name.chars().count();
     if n == 0 || n > 255 || name.trim().is_empty() {
         p.add(field, "must be 1 to 255 characters, not blank");

@@ -225,6 +225,18 @@ impl Principal {
         self.cross_org || &self.org_id == org
     }
 
+    /// The org a list is limited to: the requested one if the caller sees it
+    /// (else not found), otherwise every org for an account admin and the
+    /// caller's own for everyone else.
+    pub fn org_filter(&self, requested: Option<OrgId>) -> Result<Option<OrgId>, CoreError> {
+        match requested {
+            Some(org) if self.sees_org(&org) => Ok(Some(org)),
+            Some(_) => Err(CoreError::NotFound { what: "organization" }),
+            None if self.cross_org => Ok(None),
+            None => Ok(Some(self.org_id.clone())),
+        }
+    }
+
     /// Decides access to a key owned by `owner` in `org`.
     ///
     /// Keys of another org, or of another user without the right to manage

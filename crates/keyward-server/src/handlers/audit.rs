@@ -48,12 +48,7 @@ fn parse_time(field: &str, v: Option<&str>, errors: &mut Vec<FieldError>) -> Opt
 }
 
 fn org_scope(caller: &Principal, org: Option<&str>) -> Result<Option<OrgId>, CoreError> {
-    match org.filter(|s| !s.is_empty()).map(OrgId::from_trusted) {
-        Some(o) if caller.sees_org(&o) => Ok(Some(o)),
-        Some(_) => Err(CoreError::NotFound { what: "organization" }),
-        None if caller.cross_org => Ok(None),
-        None => Ok(Some(caller.org_id.clone())),
-    }
+    caller.org_filter(org.filter(|s| !s.is_empty()).map(OrgId::from_trusted))
 }
 
 fn parse_query(caller: &Principal, p: &AuditParams, errors: &mut Vec<FieldError>) -> Result<AuditQuery, CoreError> {

@@ -83,12 +83,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<K
             _ => Some(caller.user_id.clone()),
         }
     };
-    let org_id = match p.org_id.filter(|s| !s.is_empty()).map(OrgId::from_trusted) {
-        Some(org) if caller.sees_org(&org) => Some(org),
-        Some(_) => return Err(CoreError::NotFound { what: "organization" }),
-        None if caller.cross_org => None,
-        None => Some(caller.org_id.clone()),
-    };
+    let org_id = caller.org_filter(p.org_id.filter(|s| !s.is_empty()).map(OrgId::from_trusted))?;
     Ok(KeyQuery {
         org_id,
         owner_id,

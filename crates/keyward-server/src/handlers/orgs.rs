@@ -2,15 +2,16 @@
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ClientIp};
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::ApiResult;
 use crate::state::{AppState, audit_event};
 use crate::views::{OrgView, Page};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::CoreError;
-use keyward_core::FieldError;
+use keyward_core::admin::check_display_name;
 use keyward_core::ids::OrgId;
+use keyward_core::input::Problems;
 use keyward_core::model::{DEFAULT_EXPIRY_DAYS_RANGE, MAX_KEYS_PER_USER_RANGE, Org, OrgSettings};
 use serde::Deserialize;
 use serde_json::json;
@@ -31,14 +32,6 @@ pub struct CreateOrgRequest {
     name: Option<String>,
 }
 
-fn check_org_name(name: &str) -> Result<(), ApiError> {
-    let n = name.chars().count();
-    if n == 0 || n > 255 || name.trim().is_empty() || name.chars().any(char::is_control) {
-        return Err(ApiError::field("name", "must be 1 to 255 characters, not blank"));
-    }
-    Ok(())
-}
-
 /// Creates an organization (account admins only).
 #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrgRequest,
     responses((status = 201, body = OrgView), (status = 403, body = crate::problem::Problem)))]
@@ -52,7 +45,9 @@ pub async fn create(
         return Err(CoreError::forbidden("only an account_admin creates organizations").into());
     }
     let name = body.name.unwrap_or_default();
-    check_org_name(&name)?;
+    let mut problems = Problems::default();
+    check_display_name(&mut problems, "name", &name);
+    problems.finish(())?;
     let org = Org { id: OrgId::generate(), name, settings: OrgSettings::default(), created_at: state.now() };
     let event = audit_event(
         &caller,
@@ -117,17 +112,15 @@ pub async fn patch(
     ApiJson(body): ApiJson<UpdateOrgRequest>,
 ) -> ApiResult<axum::Json<OrgView>> {
     let mut org = load(&state, &caller, &id).await?;
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     if let Some(name) = body.name {
-        match check_org_name(&name) {
-            Ok(()) => org.name = name,
-            Err(_) => problems.push(FieldError::new("name", "must be 1 to 255 characters, not blank")),
-        }
+        check_display_name(&mut problems, "name", &name);
+        org.name = name;
     }
     if let Some(max) = body.max_keys_per_user {
         match u32::try_from(max).ok().filter(|m| MAX_KEYS_PER_USER_RANGE.contains(m)) {
             Some(m) => org.settings.max_keys_per_user = m,
-            None => problems.push(FieldError::new("max_keys_per_user", "must be 1 to 100000")),
+            None => problems.add("max_keys_per_user", "must be 1 to 100000"),
         }
     }
     match body.default_expiry_days {
@@ -135,7 +128,7 @@ pub async fn patch(
         Some(None) => org.settings.default_expiry_days = None,
         Some(Some(d)) => match u32::try_from(d).ok().filter(|d| DEFAULT_EXPIRY_DAYS_RANGE.contains(d)) {
             Some(d) => org.settings.default_expiry_days = Some(d),
-            None => problems.push(FieldError::new("default_expiry_days", "must be 1 to 36500, or null")),
+            None => problems.add("default_expiry_days", "must be 1 to 36500, or null"),
         },
     }
     if body.audit_retention_days.is_some() && !caller.cross_org {
@@ -147,7 +140,7 @@ pub async fn patch(
         Some(None) => org.settings.audit_retention_days = None,
         Some(Some(d)) => match u32::try_from(d).ok().filter(|d| (1..=36_500).contains(d)) {
             Some(d) => org.settings.audit_retention_days = Some(d),
-            None => problems.push(FieldError::new("audit_retention_days", "must be 1 to 36500, or null")),
+            None => problems.add("audit_retention_days", "must be 1 to 36500, or null"),
         },
     }
     if let Some(require) = body.hawk_require_payload_hash {
@@ -156,9 +149,7 @@ pub async fn patch(
     if let Some(allow) = body.allow_direct_secret {
         org.settings.allow_direct_secret = allow;
     }
-    if !problems.is_empty() {
-        return Err(CoreError::Validation(problems).into());
-    }
+    problems.finish(())?;
     let details = json!({"name": org.name, "max_keys_per_user": org.settings.max_keys_per_user,
         "default_expiry_days": org.settings.default_expiry_days, "allow_direct_secret": org.settings.allow_direct_secret,
         "audit_retention_days": org.settings.audit_retention_days,

@@ -298,6 +298,9 @@ fn table() -> Vec<Row> {
         row("POST",   "/v1/keys/{id}/unlock",          OwnKey,           [OK,      OK,      DENIED,  OK,      DENIED]),
         row("POST",   "/v1/keys/{id}/unlock",          SameOrgKey,       [OK,      OK,      DENIED,  HIDDEN,  DENIED]),
         row("POST",   "/v1/keys/{id}/unlock",          OtherOrgKey,      [OK,      HIDDEN,  DENIED,  HIDDEN,  DENIED]),
+        row("POST",   "/v1/keys/{id}/end-grace",       OwnKey,           [OK,      OK,      DENIED,  OK,      DENIED]),
+        row("POST",   "/v1/keys/{id}/end-grace",       SameOrgKey,       [OK,      OK,      DENIED,  HIDDEN,  DENIED]),
+        row("POST",   "/v1/keys/{id}/end-grace",       OtherOrgKey,      [OK,      HIDDEN,  DENIED,  HIDDEN,  DENIED]),
 
         row("GET",    "/v1/orgs",                      Plain,            [OK,      OK,      OK,      DENIED,  DENIED]),
         row("POST",   "/v1/orgs",                      Plain,            [CREATED, DENIED,  DENIED,  DENIED,  DENIED]),
@@ -708,6 +711,7 @@ async fn an_org_admin_gets_404_for_another_orgs_keys_and_users() {
         (Method::DELETE, format!("/v1/keys/{key_b}"), None),
         (Method::POST, format!("/v1/keys/{key_b}/lock"), Some(json!({}))),
         (Method::POST, format!("/v1/keys/{key_b}/unlock"), Some(json!({}))),
+        (Method::POST, format!("/v1/keys/{key_b}/end-grace"), Some(json!({}))),
         (Method::POST, format!("/v1/keys/{key_b}/roll"), Some(json!({}))),
         (Method::GET, format!("/v1/users/{user_b}"), None),
         (Method::PATCH, format!("/v1/users/{user_b}"), Some(json!({"name": "stolen"}))),
@@ -752,8 +756,9 @@ async fn deleting_a_role_deletes_every_key_that_carries_it_and_removes_it_from_u
     let role = f.role(&f.admin, &["keyward:keys:read"]).await;
     let user = f.user(&f.org_a, &[&role, "auditor"]).await;
     let (named, named_auth) = f.key(&user, json!({"name": "names the role", "roles": [role]})).await;
-    let (inherited, inherited_auth) = f.key(&user, json!({"name": "carries the owner's roles"})).await;
+    let (inherited, inherited_auth) = f.key(&user, json!({"name": "inherits the owner"})).await;
     assert!(strings(&inherited["roles"]).contains(&role), "{inherited}");
+    assert_eq!(inherited["inherits_owner"], true);
     let (_, unrelated_auth) = f.key(&user, json!({"name": "auditor only", "roles": ["auditor"]})).await;
     for auth in [&named_auth, &inherited_auth, &unrelated_auth] {
         f.get("/v1/me", auth).await.expect(200);
@@ -761,13 +766,14 @@ async fn deleting_a_role_deletes_every_key_that_carries_it_and_removes_it_from_u
 
     f.delete(&format!("/v1/roles/{role}"), &f.admin).await.expect(204);
 
-    for (key, auth) in [(&named, &named_auth), (&inherited, &inherited_auth)] {
-        f.get("/v1/me", auth).await.problem(401, "invalid_credentials");
-        f.get(&format!("/v1/keys/{}", str_of(&key["id"])), &f.admin).await.problem(404, "not_found");
-    }
+    f.get("/v1/me", &named_auth).await.problem(401, "invalid_credentials");
+    f.get(&format!("/v1/keys/{}", str_of(&named["id"])), &f.admin).await.problem(404, "not_found");
+    // A key that inherits its owner carries no role of its own: it lives on with what the owner still holds.
+    let me = f.get("/v1/me", &inherited_auth).await.expect(200);
+    assert!(!strings(&me["key"]["roles"]).contains(&role), "{me}");
     f.get("/v1/me", &unrelated_auth).await.expect(200);
     let listed = f.get(&format!("/v1/users/{user}/keys"), &f.admin).await.expect(200);
-    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(listed["total"], 2, "{listed}");
     let user = f.get(&format!("/v1/users/{user}"), &f.admin).await.expect(200);
     assert_eq!(user["roles"], json!(["auditor"]));
     f.get(&format!("/v1/roles/{role}"), &f.admin).await.problem(404, "not_found");
@@ -857,8 +863,11 @@ async fn a_roles_max_keys_caps_the_keys_carrying_it_per_holder() {
     create(json!({"name": "1", "roles": [capped]})).await.expect(201);
     create(json!({"name": "2", "roles": [capped, "auditor"]})).await.expect(201);
     create(json!({"name": "3", "roles": [capped]})).await.problem(409, "key_limit_reached");
-    // A key without roles or scopes carries all of the owner's roles, this one included.
-    create(json!({"name": "3"})).await.problem(409, "key_limit_reached");
+    // A key without roles or scopes inherits its owner and takes no per-role slot.
+    let inheriting = create(json!({"name": "inherits"})).await.expect(201);
+    assert_eq!(inheriting["key"]["inherits_owner"], true);
+    let refused = create(json!({"name": "3", "roles": ["capped"]})).await.problem(409, "key_limit_reached");
+    assert!(str_of(&refused["detail"]).contains("role `capped` allows at most 2 keys"), "named by name: {refused}");
 
     // Keys without the role are not capped by it.
     let other = create(json!({"name": "auditor only", "roles": ["auditor"]})).await.expect(201);
@@ -893,7 +902,7 @@ async fn a_key_never_exceeds_its_owner_after_the_owner_loses_a_role() {
     assert!(held.contains(&"keyward:keys:read".to_owned()), "{held:?}");
     assert!(held.iter().all(|p| p.ends_with(":read")), "the key is read-only now: {held:?}");
     let view = f.get(&format!("/v1/keys/{}", str_of(&key["id"])), &f.admin).await.expect(200);
-    assert_eq!(view["roles"], json!(["org_admin"]), "the key still names its role");
+    assert_eq!(view["roles"], json!(["auditor"]), "an inheriting key shows its owner's roles as they are now");
     assert!(strings(&view["permissions"]).iter().all(|p| p.ends_with(":read")), "{view}");
 }
 
@@ -1532,7 +1541,7 @@ async fn a_demoted_admins_keys_keep_what_they_could_do_out_of_reach() {
     let f = Fixture::start().await;
     let (_, org_admin) = f.member(&f.org_a, &["org_admin"]).await;
     let admin3 = f.user(&f.org_a, &["account_admin"]).await;
-    let (k, _) = f.key(&admin3, json!({"name": "k"})).await;
+    let (k, _) = f.key(&admin3, json!({"name": "k", "roles": ["account_admin"]})).await;
     let path = format!("/v1/keys/{}", str_of(&k["id"]));
     f.post(&format!("{path}/roll"), &org_admin, json!({})).await.problem(403, "insufficient_permissions");
     // Demoted to org admin, the key still carries account_admin, dormant until the role returns.

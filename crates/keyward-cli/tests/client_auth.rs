@@ -1086,8 +1086,28 @@ async fn locking_a_key_stops_its_token_secret_and_hawk_within_one_second() {
     assert_eq!(refusals[1].body["code"], "key_locked", "{:?}", refusals[1]);
     assert_eq!(refusals[3].body["code"], "key_locked", "{:?}", refusals[3]);
 
+    // A lock ends every token bought before it for good; the key itself works again.
     s.post(&format!("/v1/keys/{id}/unlock"), &s.admin, json!({})).await.expect(200);
-    s.get("/v1/me", &Auth::Bearer(token)).await.expect(200);
+    s.get("/v1/me", &Auth::Bearer(token)).await.problem(401, "invalid_credentials");
+    s.get("/v1/me", &auth).await.expect(200);
+    let fresh = access_token(&s, &auth).await;
+    s.get("/v1/me", &Auth::Bearer(fresh)).await.expect(200);
+}
+
+#[tokio::test]
+async fn disabling_the_owner_ends_their_tokens_for_good() {
+    let (s, _) = server().await;
+    let user = s.post("/v1/users", &s.admin, json!({"name": "ops", "roles": ["auditor"]})).await.expect(201);
+    let uid = user["id"].as_str().unwrap();
+    let created = s.post(&format!("/v1/users/{uid}/keys"), &s.admin, json!({"name": "ops key"})).await.expect(201);
+    let auth = Auth::basic(created["key"]["id"].as_str().unwrap(), created["secret"].as_str().unwrap());
+    let token = access_token(&s, &auth).await;
+    s.get("/v1/me", &Auth::Bearer(token.clone())).await.expect(200);
+    s.patch(&format!("/v1/users/{uid}"), &s.admin, json!({"status": "disabled"})).await.expect(200);
+    s.get("/v1/me", &Auth::Bearer(token.clone())).await.problem(401, "key_locked");
+    s.patch(&format!("/v1/users/{uid}"), &s.admin, json!({"status": "active"})).await.expect(200);
+    s.get("/v1/me", &Auth::Bearer(token)).await.problem(401, "invalid_credentials");
+    s.get("/v1/me", &auth).await.expect(200);
 }
 
 #[tokio::test]

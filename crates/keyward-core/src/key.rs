@@ -2,10 +2,12 @@
 //! limits apply, and how a presented credential is judged.
 
 use crate::clock::Timestamp;
+use crate::crypto::SealedSecret;
 use crate::error::CoreError;
+use crate::ids::UserId;
 use crate::ids::{KeyId, RoleId};
 use crate::input::Problems;
-use crate::model::{KeyRecord, NetworkRestriction, ScopeGrant};
+use crate::model::{GraceSecret, KeyRecord, NetworkRestriction, OrgSettings, ScopeGrant, User};
 use crate::secret::Secret;
 use crate::store::StoreError;
 use chrono::{DateTime, Duration};
@@ -32,8 +34,10 @@ pub struct CreateKeyRequest {
     /// Role ids; with neither `roles` nor `scopes` the key carries all of its owner's roles.
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<ScopeGrant>>,
-    /// A future RFC 3339 time.
-    pub expires_at: Option<String>,
+    /// A future RFC 3339 time, or `null` for never (even where the org has a default expiry).
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub expires_at: Option<Option<String>>,
     pub expires_in_days: Option<i64>,
     /// At most 10 IPv4/IPv6 addresses or CIDRs.
     pub network_restrictions: Option<Vec<String>>,
@@ -65,18 +69,47 @@ impl<'de> Deserialize<'de> for ImportedSecret {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub comment: Option<String>,
-    pub roles: Option<Vec<String>>,
-    pub scopes: Option<Vec<ScopeGrant>>,
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub comment: Option<Option<String>>,
+    /// Role ids or names; giving roles or scopes ends a key's inheritance of its owner.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub roles: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<Vec<ScopeGrant>>)]
+    pub scopes: Option<Option<Vec<ScopeGrant>>>,
     /// A future RFC 3339 time, or `null` for never.
     #[serde(default, deserialize_with = "crate::input::double_option")]
     #[schema(value_type = Option<String>, nullable)]
     pub expires_at: Option<Option<String>>,
-    pub expires_in_days: Option<i64>,
-    pub network_restrictions: Option<Vec<String>>,
-    pub reauth_timeout_s: Option<i64>,
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub expires_in_days: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub network_restrictions: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub reauth_timeout_s: Option<Option<i64>>,
+}
+
+/// A field sent as `null` where null means nothing: named, never silently ignored.
+fn not_null<T>(p: &mut Problems, field: &str, v: Option<Option<T>>) -> Option<T> {
+    match v {
+        Some(None) => {
+            p.add(field, "must not be null");
+            None
+        }
+        Some(Some(v)) => Some(v),
+        None => None,
+    }
 }
 
 /// A validated create or import.
@@ -90,7 +123,8 @@ pub struct KeySpec {
     pub roles: Option<Vec<RoleId>>,
     pub scopes: Vec<ScopeGrant>,
     pub expires_at: Option<Timestamp>,
-    /// The request named an expiry (a date, a number of days); else the org default applies.
+    /// The request named an expiry (a date, a number of days, or `null` for never); else the
+    /// org default applies.
     pub expiry_given: bool,
     pub network_restrictions: Vec<NetworkRestriction>,
     pub reauth_timeout_s: u32,
@@ -222,16 +256,16 @@ impl CreateKeyRequest {
         check_text(&mut p, "description", &description);
         let comment = self.comment.unwrap_or_default();
         check_text(&mut p, "comment", &comment);
+        let expiry_given = self.expires_at.is_some() || self.expires_in_days.is_some();
         let expires_at = match (self.expires_at, self.expires_in_days) {
             (Some(_), Some(_)) => {
                 p.add("expires_in_days", "give expires_at or expires_in_days, not both");
                 None
             }
-            (Some(t), None) => parse_future_time(&mut p, "expires_at", &t, now),
+            (Some(Some(t)), None) => parse_future_time(&mut p, "expires_at", &t, now),
+            (Some(None), None) | (None, None) => None,
             (None, Some(d)) => expiry_in_days(&mut p, d, now),
-            (None, None) => None,
         };
-        let expiry_given = expires_at.is_some();
         let network_restrictions = parse_networks(&mut p, &self.network_restrictions.unwrap_or_default());
         let reauth_timeout_s = self.reauth_timeout_s.map_or(DEFAULT_REAUTH_TIMEOUT_S, |v| parse_reauth(&mut p, v));
         let roles = self.roles.map(|r| parse_roles(&mut p, &r));
@@ -269,16 +303,36 @@ pub struct KeyChange {
 impl UpdateKeyRequest {
     pub fn into_change(self, now: Timestamp) -> Result<KeyChange, CoreError> {
         let mut p = Problems::default();
-        if let Some(name) = &self.name {
+        let name = not_null(&mut p, "name", self.name);
+        let description = not_null(&mut p, "description", self.description);
+        let comment = not_null(&mut p, "comment", self.comment);
+        let roles = not_null(&mut p, "roles", self.roles);
+        let scopes = not_null(&mut p, "scopes", self.scopes);
+        let expires_in_days = not_null(&mut p, "expires_in_days", self.expires_in_days);
+        let network_restrictions = not_null(&mut p, "network_restrictions", self.network_restrictions);
+        let reauth_timeout_s = not_null(&mut p, "reauth_timeout_s", self.reauth_timeout_s);
+        if let Some(name) = &name {
             check_name(&mut p, name);
         }
-        if let Some(d) = &self.description {
+        if let Some(d) = &description {
             check_text(&mut p, "description", d);
         }
-        if let Some(c) = &self.comment {
+        if let Some(c) = &comment {
             check_text(&mut p, "comment", c);
         }
-        let expires_at = match (self.expires_at, self.expires_in_days) {
+        let nothing_named = name.is_none()
+            && description.is_none()
+            && comment.is_none()
+            && roles.is_none()
+            && scopes.is_none()
+            && self.expires_at.is_none()
+            && expires_in_days.is_none()
+            && network_restrictions.is_none()
+            && reauth_timeout_s.is_none();
+        if nothing_named && p.is_empty() {
+            p.add("body", "names nothing to change");
+        }
+        let expires_at = match (self.expires_at, expires_in_days) {
             (Some(_), Some(_)) => {
                 p.add("expires_in_days", "give expires_at or expires_in_days, not both");
                 None
@@ -289,53 +343,159 @@ impl UpdateKeyRequest {
             (None, None) => None,
         };
         let change = KeyChange {
-            name: self.name,
-            description: self.description,
-            comment: self.comment,
-            roles: self.roles.map(|r| parse_roles(&mut p, &r)),
-            scopes: self.scopes.map(|s| normalize_scopes(&s)),
+            name,
+            description,
+            comment,
+            roles: roles.map(|r| parse_roles(&mut p, &r)),
+            scopes: scopes.map(|s| normalize_scopes(&s)),
             expires_at,
-            network_restrictions: self.network_restrictions.map(|n| parse_networks(&mut p, &n)),
-            reauth_timeout_s: self.reauth_timeout_s.map(|v| parse_reauth(&mut p, v)),
+            network_restrictions: network_restrictions.map(|n| parse_networks(&mut p, &n)),
+            reauth_timeout_s: reauth_timeout_s.map(|v| parse_reauth(&mut p, v)),
         };
         p.finish(change)
     }
 }
 
 impl KeyChange {
-    /// Applies the change to a stored key.
-    pub fn apply(self, key: &mut KeyRecord, now: Timestamp) {
-        if let Some(v) = self.name {
-            key.name = v;
+    /// Applies the change to a stored key and names the fields whose value
+    /// changed; a change that changes nothing leaves the key untouched.
+    pub fn apply(self, key: &mut KeyRecord, now: Timestamp) -> Vec<&'static str> {
+        fn set<T: PartialEq>(changed: &mut Vec<&'static str>, field: &'static str, slot: &mut T, v: Option<T>) {
+            if let Some(v) = v
+                && *slot != v
+            {
+                *slot = v;
+                changed.push(field);
+            }
         }
-        if let Some(v) = self.description {
-            key.description = v;
+        let mut changed = Vec::new();
+        // Naming roles or scopes ends inheritance, even if the lists are what the key showed.
+        if key.inherits_owner && (self.roles.is_some() || self.scopes.is_some()) {
+            key.inherits_owner = false;
+            changed.push("inherits_owner");
         }
-        if let Some(v) = self.comment {
-            key.comment = v;
+        set(&mut changed, "name", &mut key.name, self.name);
+        set(&mut changed, "description", &mut key.description, self.description);
+        set(&mut changed, "comment", &mut key.comment, self.comment);
+        set(&mut changed, "roles", &mut key.roles, self.roles);
+        set(&mut changed, "scopes", &mut key.scopes, self.scopes);
+        set(&mut changed, "expires_at", &mut key.expires_at, self.expires_at);
+        set(&mut changed, "network_restrictions", &mut key.network_restrictions, self.network_restrictions);
+        set(&mut changed, "reauth_timeout_s", &mut key.reauth_timeout_s, self.reauth_timeout_s);
+        if !changed.is_empty() {
+            key.updated_at = now;
         }
-        if let Some(v) = self.roles {
-            key.roles = v;
-        }
-        if let Some(v) = self.scopes {
-            key.scopes = v;
-        }
-        if let Some(v) = self.expires_at {
-            key.expires_at = v;
-        }
-        if let Some(v) = self.network_restrictions {
-            key.network_restrictions = v;
-        }
-        if let Some(v) = self.reauth_timeout_s {
-            key.reauth_timeout_s = v;
-        }
-        key.updated_at = now;
+        changed
     }
 
     /// Whether the change touches what the key may do (roles or scopes).
     #[must_use]
     pub fn changes_grants(&self) -> bool {
         self.roles.is_some() || self.scopes.is_some()
+    }
+}
+
+impl KeySpec {
+    /// A spec with only a name, for keys the service makes itself (bootstrap, admin commands).
+    #[must_use]
+    pub fn named(name: impl Into<String>, roles: Vec<RoleId>) -> Self {
+        Self {
+            id: None,
+            name: name.into(),
+            description: String::new(),
+            comment: String::new(),
+            roles: Some(roles),
+            scopes: vec![],
+            expires_at: None,
+            expiry_given: true,
+            network_restrictions: vec![],
+            reauth_timeout_s: DEFAULT_REAUTH_TIMEOUT_S,
+            secret: None,
+        }
+    }
+
+    /// Builds a new key for `owner`: the org's default expiry applies when the
+    /// request named none; a key given neither roles nor scopes inherits its
+    /// owner; the secret is the imported one or a fresh one, returned beside
+    /// the record that holds it sealed.
+    pub fn into_record(
+        self,
+        owner: &User,
+        settings: &OrgSettings,
+        created_by: &UserId,
+        now: Timestamp,
+        seal: impl FnOnce(&KeyId, &Secret) -> SealedSecret,
+    ) -> (KeyRecord, Secret) {
+        let expires_at = if self.expiry_given {
+            self.expires_at
+        } else {
+            settings.default_expiry_days.map(|d| now + Duration::days(i64::from(d)))
+        };
+        let id = self.id.unwrap_or_else(KeyId::generate);
+        let imported = self.secret.is_some();
+        let secret = self.secret.unwrap_or_else(Secret::generate);
+        let record = KeyRecord {
+            secret: seal(&id, &secret),
+            id,
+            org_id: owner.org_id.clone(),
+            owner_id: owner.id.clone(),
+            name: self.name,
+            description: self.description,
+            comment: self.comment,
+            inherits_owner: self.roles.is_none(),
+            roles: self.roles.unwrap_or_default(),
+            scopes: self.scopes,
+            expires_at,
+            locked: false,
+            network_restrictions: self.network_restrictions,
+            reauth_timeout_s: self.reauth_timeout_s,
+            created_at: now,
+            created_by: created_by.clone(),
+            updated_at: now,
+            rolled_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            imported,
+            previous_secret: None,
+            token_epoch: 0,
+            version: 0,
+        };
+        (record, secret)
+    }
+}
+
+impl KeyRecord {
+    /// Replaces the secret; the old one stays accepted for `grace` (none when zero).
+    pub fn roll(&mut self, new_secret: SealedSecret, grace: Duration, now: Timestamp) {
+        let old = std::mem::replace(&mut self.secret, new_secret);
+        self.previous_secret =
+            (grace > Duration::zero()).then(|| GraceSecret { sealed: old, valid_until: now + grace });
+        self.rolled_at = Some(now);
+        self.updated_at = now;
+    }
+
+    /// Ends a grace period at once; false when none is running.
+    pub fn end_grace(&mut self, now: Timestamp) -> bool {
+        let running = self.grace_secret(now).is_some();
+        self.previous_secret = None;
+        if running {
+            self.updated_at = now;
+        }
+        running
+    }
+
+    /// Locks or unlocks; false when the key already was so. A lock ends every
+    /// access token bought before it, for good.
+    pub fn set_locked(&mut self, locked: bool, now: Timestamp) -> bool {
+        if self.locked == locked {
+            return false;
+        }
+        self.locked = locked;
+        if locked {
+            self.token_epoch = self.token_epoch.wrapping_add(1);
+        }
+        self.updated_at = now;
+        true
     }
 }
 
@@ -351,7 +511,16 @@ pub fn parse_grace_period(v: Option<i64>) -> Result<Duration, CoreError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLimits {
     pub max_per_user: u32,
-    pub role_caps: Vec<(RoleId, u32)>,
+    pub role_caps: Vec<RoleCap>,
+}
+
+/// A role's cap on keys per holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleCap {
+    pub role: RoleId,
+    /// For messages: people know roles by name, not by generated id.
+    pub name: String,
+    pub max_keys: u32,
 }
 
 impl KeyLimits {
@@ -363,12 +532,13 @@ impl KeyLimits {
                 detail: format!("the owner already has the maximum of {} keys", self.max_per_user),
             });
         }
-        for (role, cap) in &self.role_caps {
-            let n = role_counts_after.iter().find(|(r, _)| r == role).map_or(0, |(_, n)| *n);
-            if n > u64::from(*cap) {
+        for cap in &self.role_caps {
+            let n = role_counts_after.iter().find(|(r, _)| *r == cap.role).map_or(0, |(_, n)| *n);
+            if n > u64::from(cap.max_keys) {
+                let keys = if cap.max_keys == 1 { "key" } else { "keys" };
                 return Err(StoreError::Conflict {
                     code: "key_limit_reached",
-                    detail: format!("role `{role}` allows at most {cap} keys per holder"),
+                    detail: format!("role `{}` allows at most {} {keys} per holder", cap.name, cap.max_keys),
                 });
             }
         }
@@ -449,7 +619,7 @@ mod tests {
         let req = CreateKeyRequest {
             name: Some("x".repeat(256)),
             id: Some("a b".into()),
-            expires_at: Some("2020-01-01T00:00:00Z".into()),
+            expires_at: Some(Some("2020-01-01T00:00:00Z".into())),
             network_restrictions: Some(vec!["10.0.0.0/8".into(), "nope".into()]),
             reauth_timeout_s: Some(9),
             description: Some("d".repeat(1025)),
@@ -503,7 +673,7 @@ mod tests {
         let mk = |at: Option<&str>, days: Option<i64>| {
             CreateKeyRequest {
                 name: Some("n".into()),
-                expires_at: at.map(Into::into),
+                expires_at: at.map(|t| Some(t.into())),
                 expires_in_days: days,
                 ..Default::default()
             }
@@ -546,7 +716,7 @@ mod tests {
     fn patch_null_expiry_means_never() {
         let change: UpdateKeyRequest = serde_json::from_str(r#"{"expires_at": null}"#).unwrap();
         assert_eq!(change.into_change(now()).unwrap().expires_at, Some(None));
-        let change: UpdateKeyRequest = serde_json::from_str(r#"{}"#).unwrap();
+        let change: UpdateKeyRequest = serde_json::from_str(r#"{"name": "n"}"#).unwrap();
         assert_eq!(change.into_change(now()).unwrap().expires_at, None);
         assert!(serde_json::from_str::<UpdateKeyRequest>(r#"{"expire_at": null}"#).is_err(), "typos are refused");
     }
@@ -560,8 +730,114 @@ mod tests {
     }
 
     #[test]
+    fn explicit_null_expiry_means_never_and_overrides_the_org_default() {
+        let mk = |at: Option<Option<&str>>| {
+            CreateKeyRequest { name: Some("n".into()), expires_at: at.map(|t| t.map(Into::into)), ..Default::default() }
+                .into_spec(false, now())
+                .unwrap()
+        };
+        let settings = OrgSettings { default_expiry_days: Some(30), ..OrgSettings::default() };
+        let owner = test_owner();
+        let build = |spec: KeySpec| spec.into_record(&owner, &settings, &owner.id, now(), |_, _| test_sealed()).0;
+        assert_eq!(build(mk(Some(None))).expires_at, None, "null: never, whatever the org default");
+        assert_eq!(build(mk(None)).expires_at, Some(now() + Duration::days(30)), "absent: the org default");
+        assert_eq!(
+            build(mk(Some(Some("2030-01-01T00:00:00Z")))).expires_at.map(|t| t.timestamp()),
+            Some(1_893_456_000)
+        );
+    }
+
+    #[test]
+    fn a_key_without_roles_or_scopes_inherits_its_owner() {
+        let owner = test_owner();
+        let settings = OrgSettings::default();
+        let spec = CreateKeyRequest { name: Some("n".into()), ..Default::default() }.into_spec(false, now()).unwrap();
+        let (key, _) = spec.into_record(&owner, &settings, &owner.id, now(), |_, _| test_sealed());
+        assert!(key.inherits_owner);
+        assert!(key.roles.is_empty(), "an inheriting key takes no per-role slot");
+        let scoped = CreateKeyRequest {
+            name: Some("n".into()),
+            scopes: Some(vec![ScopeGrant {
+                scope: "a".into(),
+                resource: "b".into(),
+                access: crate::permission::Access::Read,
+            }]),
+            ..Default::default()
+        }
+        .into_spec(false, now())
+        .unwrap();
+        assert!(!scoped.into_record(&owner, &settings, &owner.id, now(), |_, _| test_sealed()).0.inherits_owner);
+    }
+
+    #[test]
+    fn a_patch_that_names_nothing_or_null_is_refused() {
+        let parse = |json: &str| serde_json::from_str::<UpdateKeyRequest>(json).unwrap().into_change(now());
+        assert_eq!(fields(parse("{}").unwrap_err()), vec!["body"]);
+        assert_eq!(fields(parse(r#"{"expires_in_days": null}"#).unwrap_err()), vec!["expires_in_days"]);
+        assert_eq!(fields(parse(r#"{"name": null, "comment": null}"#).unwrap_err()), vec!["name", "comment"]);
+        assert!(parse(r#"{"expires_at": null}"#).is_ok(), "null expires_at means never");
+        assert!(parse(r#"{"comment": ""}"#).is_ok());
+    }
+
+    #[test]
+    fn apply_names_only_what_changed() {
+        let owner = test_owner();
+        let spec = CreateKeyRequest { name: Some("n".into()), ..Default::default() }.into_spec(false, now()).unwrap();
+        let (mut key, _) = spec.into_record(&owner, &OrgSettings::default(), &owner.id, now(), |_, _| test_sealed());
+        let later = now() + Duration::hours(1);
+        let same = KeyChange { name: Some("n".into()), expires_at: Some(None), ..KeyChange::default() };
+        assert!(same.apply(&mut key, later).is_empty());
+        assert_eq!(key.updated_at, now(), "no change, no new updated_at");
+        let rename = KeyChange { name: Some("m".into()), comment: Some(String::new()), ..KeyChange::default() };
+        assert_eq!(rename.apply(&mut key, later), vec!["name"]);
+        assert_eq!(key.updated_at, later);
+        let regrant = KeyChange { roles: Some(vec![]), ..KeyChange::default() };
+        assert_eq!(regrant.apply(&mut key, later), vec!["inherits_owner"], "naming roles ends inheritance");
+        assert!(!key.inherits_owner);
+    }
+
+    #[test]
+    fn roll_grace_end_grace_and_lock_epochs() {
+        let owner = test_owner();
+        let spec = KeySpec::named("n", vec![]);
+        let (mut key, _) = spec.into_record(&owner, &OrgSettings::default(), &owner.id, now(), |_, _| test_sealed());
+        key.roll(test_sealed(), Duration::seconds(300), now());
+        assert_eq!(key.grace_secret(now()).map(|g| g.valid_until), Some(now() + Duration::seconds(300)));
+        assert!(key.grace_secret(now() + Duration::seconds(300)).is_none(), "the grace ends at valid_until");
+        assert!(key.end_grace(now()));
+        assert!(!key.end_grace(now()), "no grace running");
+        key.roll(test_sealed(), Duration::zero(), now());
+        assert!(key.previous_secret.is_none(), "no grace: the old secret stops at once");
+        assert!(key.set_locked(true, now()));
+        assert!(!key.set_locked(true, now()));
+        assert!(key.set_locked(false, now()));
+        assert_eq!(key.token_epoch, 1, "a lock ends earlier tokens; the unlock does not bring them back");
+    }
+
+    fn test_owner() -> User {
+        User {
+            id: UserId::from_trusted("usr_o"),
+            org_id: crate::ids::OrgId::from_trusted("org_o"),
+            name: "o".into(),
+            email: None,
+            kind: crate::model::UserKind::Human,
+            roles: vec![RoleId::from_trusted("org_admin")],
+            status: crate::model::UserStatus::Active,
+            created_at: now(),
+            token_epoch: 0,
+        }
+    }
+
+    fn test_sealed() -> SealedSecret {
+        SealedSecret { digest: crate::crypto::SecretDigest([7; 32]), ciphertext: vec![] }
+    }
+
+    #[test]
     fn limits_count_the_owner_and_each_capped_role() {
-        let limits = KeyLimits { max_per_user: 10, role_caps: vec![(RoleId::from_trusted("deploy"), 2)] };
+        let limits = KeyLimits {
+            max_per_user: 10,
+            role_caps: vec![RoleCap { role: RoleId::from_trusted("deploy"), name: "deploy".into(), max_keys: 2 }],
+        };
         assert!(limits.check(10, &[]).is_ok());
         assert!(limits.check(11, &[]).is_err());
         assert!(limits.check(3, &[(RoleId::from_trusted("deploy"), 2)]).is_ok());

@@ -72,6 +72,9 @@ pub struct User {
     pub roles: Vec<RoleId>,
     pub status: UserStatus,
     pub created_at: Timestamp,
+    /// Bumped when the user is disabled: access tokens carry the value they were
+    /// bought under, so a disable ends them for good, re-enabled or not.
+    pub token_epoch: u32,
 }
 
 /// A role: a named set of permission patterns, optionally capping keys per holder.
@@ -243,21 +246,51 @@ pub struct KeyRecord {
     pub imported: bool,
     pub secret: SealedSecret,
     pub previous_secret: Option<GraceSecret>,
+    /// Created with neither roles nor scopes: acts with its owner's permissions
+    /// as they are at each request, and takes no per-role slot.
+    pub inherits_owner: bool,
+    /// Bumped by every lock: access tokens carry the value they were bought
+    /// under, so a lock ends them for good, unlocked or not.
+    pub token_epoch: u32,
     /// Bumped by every update; an update made from an older read is refused.
     pub version: i64,
 }
 
-impl KeyRecord {
-    /// The status at `now`: locked beats expired.
+impl GraceSecret {
+    /// Whether the rolled-out secret is still accepted at `now`.
     #[must_use]
-    pub fn status(&self, now: Timestamp) -> KeyStatus {
-        if self.locked {
-            KeyStatus::Locked
-        } else if self.expires_at.is_some_and(|e| e <= now) {
+    pub fn accepted_at(&self, now: Timestamp) -> bool {
+        now < self.valid_until
+    }
+}
+
+/// How far ahead `expiring_30d` looks.
+pub const EXPIRING_SOON_DAYS: i64 = 30;
+
+impl KeyRecord {
+    /// The status at `now`: expired once `expires_at` has passed, else locked
+    /// when the key is locked or its owner disabled, else active.
+    #[must_use]
+    pub fn status(&self, now: Timestamp, owner_active: bool) -> KeyStatus {
+        if self.expires_at.is_some_and(|e| e <= now) {
             KeyStatus::Expired
+        } else if self.locked || !owner_active {
+            KeyStatus::Locked
         } else {
             KeyStatus::Active
         }
+    }
+
+    /// Whether the key expires within the next 30 days (whatever its status).
+    #[must_use]
+    pub fn expiring_soon(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e > now && e <= now + chrono::Duration::days(EXPIRING_SOON_DAYS))
+    }
+
+    /// The rolled-out secret while it is still accepted.
+    #[must_use]
+    pub fn grace_secret(&self, now: Timestamp) -> Option<&GraceSecret> {
+        self.previous_secret.as_ref().filter(|p| p.accepted_at(now))
     }
 }
 

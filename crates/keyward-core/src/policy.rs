@@ -49,6 +49,33 @@ impl Directory {
         self.roles.get(id).filter(|r| r.org_id.as_ref().is_none_or(|o| o == org))
     }
 
+    /// Turns roles named by id or by name into role ids (ids win); unknown
+    /// entries stay as given, for the grant check to name.
+    #[must_use]
+    pub fn resolve_roles(&self, org: &OrgId, given: Vec<RoleId>) -> Vec<RoleId> {
+        let mut out: Vec<RoleId> = Vec::with_capacity(given.len());
+        for r in given {
+            let id = if self.role_in(org, &r).is_some() {
+                r
+            } else {
+                self.roles
+                    .values()
+                    .find(|role| role.name == r.as_str() && role.org_id.as_ref().is_none_or(|o| o == org))
+                    .map_or(r, |role| role.id.clone())
+            };
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// A role's name for messages (its id when unknown).
+    #[must_use]
+    pub fn role_name(&self, id: &RoleId) -> String {
+        self.roles.get(id).map_or_else(|| id.to_string(), |r| r.name.clone())
+    }
+
     /// What a list of roles grants in `org`.
     #[must_use]
     pub fn roles_permissions(&self, org: &OrgId, roles: &[RoleId]) -> PermissionSet {
@@ -79,6 +106,9 @@ impl Directory {
     #[must_use]
     pub fn key_permissions(&self, key: &KeyRecord) -> PermissionSet {
         let Some(owner) = self.users.get(&key.owner_id) else { return PermissionSet::default() };
+        if key.inherits_owner {
+            return self.user_permissions(owner);
+        }
         self.grants(&key.org_id, &key.roles, &key.scopes).intersect(&self.user_permissions(owner))
     }
 
@@ -86,6 +116,13 @@ impl Directory {
     /// owner holds right now (a disabled or demoted owner may get it all back).
     #[must_use]
     pub fn key_potential(&self, key: &KeyRecord) -> (PermissionSet, bool) {
+        if key.inherits_owner {
+            // Such a key can do whatever its owner's roles grant, now or once re-enabled.
+            return match self.users.get(&key.owner_id) {
+                Some(owner) => (self.user_role_permissions(owner), Self::user_is_account_admin(owner)),
+                None => (PermissionSet::default(), false),
+            };
+        }
         let permissions = self.grants(&key.org_id, &key.roles, &key.scopes);
         (permissions, key.roles.iter().any(|r| r.as_str() == ACCOUNT_ADMIN))
     }
@@ -94,7 +131,8 @@ impl Directory {
     #[must_use]
     pub fn key_is_cross_org(&self, key: &KeyRecord) -> bool {
         let admin = RoleId::from_trusted(ACCOUNT_ADMIN);
-        key.roles.contains(&admin) && self.users.get(&key.owner_id).is_some_and(|u| user_is_cross_org(u, &admin))
+        (key.inherits_owner || key.roles.contains(&admin))
+            && self.users.get(&key.owner_id).is_some_and(|u| user_is_cross_org(u, &admin))
     }
 
     /// What a user's roles grant, whether or not the user is disabled now
@@ -128,7 +166,7 @@ impl Directory {
             } else if !owner.roles.contains(role) {
                 problems.push(FieldError::new(
                     format!("roles[{i}]"),
-                    format!("the key's owner does not hold role `{role}`"),
+                    format!("the key's owner does not hold role `{}`", self.role_name(role)),
                 ));
             }
         }
@@ -157,7 +195,9 @@ impl Directory {
         let role_caps = roles
             .iter()
             .filter_map(|r| self.role_in(&owner.org_id, r))
-            .filter_map(|r| r.max_keys.map(|cap| (r.id.clone(), cap)))
+            .filter_map(|r| {
+                r.max_keys.map(|max_keys| crate::key::RoleCap { role: r.id.clone(), name: r.name.clone(), max_keys })
+            })
             .collect();
         KeyLimits { max_per_user, role_caps }
     }
@@ -431,6 +471,7 @@ mod tests {
             roles: vec![RoleId::from_trusted("auditor")],
             status: UserStatus::Active,
             created_at: t,
+            token_epoch: 0,
         };
         let dir = Directory::new(vec![org.clone()], vec![auditor.clone()], builtin_roles(), vec![]);
         let key = KeyRecord {
@@ -455,6 +496,8 @@ mod tests {
             imported: false,
             secret: crate::crypto::SealedSecret { digest: crate::crypto::SecretDigest([0; 32]), ciphertext: vec![] },
             previous_secret: None,
+            inherits_owner: false,
+            token_epoch: 0,
             version: 0,
         };
         let eff = dir.key_permissions(&key);
@@ -462,7 +505,55 @@ mod tests {
         assert!(!eff.allows("keyward", "keys", Access::Write), "org_admin on an auditor's key gives only reads");
         assert!(!dir.key_is_cross_org(&key));
         auditor.status = UserStatus::Disabled;
-        let dir = Directory::new(vec![org], vec![auditor], builtin_roles(), vec![]);
+        let dir = Directory::new(vec![org.clone()], vec![auditor.clone()], builtin_roles(), vec![]);
         assert!(dir.key_permissions(&key).is_empty(), "a disabled owner's key holds nothing");
+
+        // An inheriting key follows its owner's roles live, whatever it was created with.
+        auditor.status = UserStatus::Active;
+        let inheriting = KeyRecord { inherits_owner: true, roles: vec![], ..key.clone() };
+        let dir = Directory::new(vec![org.clone()], vec![auditor.clone()], builtin_roles(), vec![]);
+        assert!(dir.key_permissions(&inheriting).allows("keyward", "keys", Access::Read));
+        assert!(!dir.key_permissions(&inheriting).allows("keyward", "keys", Access::Write));
+        auditor.roles = vec![RoleId::from_trusted("org_admin")];
+        let dir = Directory::new(vec![org.clone()], vec![auditor.clone()], builtin_roles(), vec![]);
+        assert!(
+            dir.key_permissions(&inheriting).allows("keyward", "keys", Access::Write),
+            "a role gained applies at once"
+        );
+        assert_eq!(dir.key_potential(&inheriting).0, dir.user_role_permissions(&auditor));
+    }
+
+    #[test]
+    fn roles_are_named_by_id_or_by_name() {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let org = OrgId::from_trusted("o");
+        let other = OrgId::from_trusted("p");
+        let custom = |id: &str, org: &OrgId, name: &str| Role {
+            id: RoleId::from_trusted(id),
+            org_id: Some(org.clone()),
+            name: name.into(),
+            description: String::new(),
+            permissions: vec![],
+            max_keys: Some(1),
+            builtin: false,
+        };
+        let mut roles = builtin_roles();
+        roles.push(custom("role_1", &org, "deploy"));
+        roles.push(custom("role_2", &other, "billing"));
+        let orgs = vec![
+            Org { id: org.clone(), name: "o".into(), settings: OrgSettings::default(), created_at: t },
+            Org { id: other, name: "p".into(), settings: OrgSettings::default(), created_at: t },
+        ];
+        let dir = Directory::new(orgs, vec![], roles, vec![]);
+        let ids = |given: &[&str]| {
+            dir.resolve_roles(&org, given.iter().map(|r| RoleId::from_trusted(*r)).collect())
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&["deploy", "auditor"]), vec!["role_1", "auditor"]);
+        assert_eq!(ids(&["role_1", "deploy"]), vec!["role_1"], "the same role twice is one");
+        assert_eq!(ids(&["billing"]), vec!["billing"], "another org's role is not found by name");
+        assert_eq!(dir.role_name(&RoleId::from_trusted("role_1")), "deploy");
     }
 }

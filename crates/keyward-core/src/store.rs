@@ -156,6 +156,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A key that is not deleted.
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    /// Whether any key, live or deleted, ever had this id (ids are never reused).
+    async fn key_id_taken(&self, id: &KeyId) -> Result<bool, StoreError>;
     /// Every key that is not deleted, for the in-memory index.
     async fn all_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
     async fn list_keys(&self, query: &KeyQuery) -> Result<KeyPage, StoreError>;

@@ -27,6 +27,20 @@ pub struct AccessClaims {
     pub org_id: String,
     /// Which of the key's secrets bought it, so rolling the key revokes it.
     pub sv: String,
+    /// The key's lock epoch when it was bought: a lock ends the token for good.
+    #[serde(default)]
+    pub kep: u32,
+    /// The owner's disable epoch when it was bought: a disable ends the token for good.
+    #[serde(default)]
+    pub uep: u32,
+}
+
+impl AccessClaims {
+    /// Whether no lock of the key and no disable of its owner came after the purchase.
+    #[must_use]
+    pub fn epochs_current(&self, key_epoch: u32, owner_epoch: u32) -> bool {
+        self.kep == key_epoch && self.uep == owner_epoch
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -158,6 +172,8 @@ mod tests {
             scope: "keyward:keys:read".into(),
             org_id: "org_1".into(),
             sv: "abcd".into(),
+            kep: 0,
+            uep: 0,
         }
     }
 

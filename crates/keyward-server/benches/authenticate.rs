@@ -8,8 +8,8 @@ use keyward_core::clock::{Clock, SystemClock};
 use keyward_core::crypto::{Keyring, MasterKey};
 use keyward_core::hawk::{self, Algorithm, MacInput, MacKind, RequestInfo};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
-use keyward_core::key::KeyLimits;
-use keyward_core::model::{KeyRecord, Org, OrgSettings, User, UserKind, UserStatus};
+use keyward_core::key::{KeyLimits, KeySpec};
+use keyward_core::model::{Org, OrgSettings, User, UserKind, UserStatus};
 use keyward_core::secret::Secret;
 use keyward_core::store::Store;
 use keyward_core::token::{AccessClaims, TokenSigner};
@@ -45,6 +45,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             roles: vec![RoleId::from_trusted("org_admin")],
             status: UserStatus::Active,
             created_at: now,
+            token_epoch: 0,
         };
         let event = |target: &str| AuditEvent {
             at: now,
@@ -58,29 +59,14 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
             outcome: "success".into(),
             details: serde_json::json!({}),
         };
-        let record = |id: KeyId, secret: &Secret| KeyRecord {
-            secret: keyring.seal(id.as_str(), secret),
-            id,
-            org_id: org.id.clone(),
-            owner_id: owner.id.clone(),
-            name: "k".into(),
-            description: String::new(),
-            comment: String::new(),
-            roles: owner.roles.clone(),
-            scopes: vec![],
-            expires_at: None,
-            locked: false,
-            network_restrictions: vec!["127.0.0.0/8".parse().unwrap()],
-            reauth_timeout_s: 60,
-            created_at: now,
-            created_by: owner.id.clone(),
-            updated_at: now,
-            rolled_at: None,
-            last_used_at: None,
-            last_used_ip: None,
-            imported: false,
-            previous_secret: None,
-            version: 0,
+        let record = |id: KeyId, secret: &Secret| {
+            let spec = KeySpec {
+                id: Some(id),
+                secret: Some(Secret::from_presented(secret.expose().to_owned())),
+                network_restrictions: vec!["127.0.0.0/8".parse().unwrap()],
+                ..KeySpec::named("k", owner.roles.clone())
+            };
+            spec.into_record(&owner, &org.settings, &owner.id, now, |id, s| keyring.seal(id.as_str(), s)).0
         };
         let first_secret = Secret::generate();
         let first = record(KeyId::generate(), &first_secret);
@@ -125,6 +111,8 @@ fn bench(c: &mut Criterion) {
         scope: "keyward:keys:read".into(),
         org_id: key.record.org_id.to_string(),
         sv: key.record.secret.digest.version(),
+        kep: key.record.token_epoch,
+        uep: 0,
     };
     let token = signer.sign(&claims);
     c.bench_function("authenticate access token (verify + index)", |b| {

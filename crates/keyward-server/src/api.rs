@@ -45,6 +45,7 @@ fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (e("POST", "/v1/keys/{id}/roll", Need::Keyward("keys", Write)), post(keys::roll)),
         (e("POST", "/v1/keys/{id}/lock", Need::Keyward("keys", Write)), post(keys::lock)),
         (e("POST", "/v1/keys/{id}/unlock", Need::Keyward("keys", Write)), post(keys::unlock)),
+        (e("POST", "/v1/keys/{id}/end-grace", Need::Keyward("keys", Write)), post(keys::end_grace)),
         (e("GET", "/v1/orgs", Need::Keyward("orgs", Read)), get(orgs::list)),
         (e("POST", "/v1/orgs", Need::Keyward("orgs", Write)), post(orgs::create)),
         (e("GET", "/v1/orgs/{id}", Need::Keyward("orgs", Read)), get(orgs::get)),
@@ -136,7 +137,7 @@ async fn count_requests(
     info(title = "Keyward", description = "API keys for people and machines: issue, roll, lock, verify, audit."),
     paths(
         ops::healthz, ops::readyz, ops::openapi, ops::metrics, me::me, sessions::sign_in, sessions::sign_out, oauth::token, oauth::jwks, oauth::rotate, verify::verify,
-        keys::list, keys::create, keys::import, keys::bulk, keys::get, keys::patch, keys::delete, keys::roll, keys::lock, keys::unlock,
+        keys::list, keys::create, keys::import, keys::bulk, keys::get, keys::patch, keys::delete, keys::roll, keys::lock, keys::unlock, keys::end_grace,
         orgs::list, orgs::create, orgs::get, orgs::patch,
         users::list, users::create, users::get, users::patch, users::delete, keys::list_for_user, keys::create_for_user,
         roles::list, roles::create, roles::get, roles::patch, roles::delete, scopes::list, scopes::create,

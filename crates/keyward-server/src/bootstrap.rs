@@ -5,8 +5,8 @@ use keyward_core::audit::AuditEvent;
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{Keyring, MasterKey};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
-use keyward_core::key::DEFAULT_REAUTH_TIMEOUT_S;
-use keyward_core::model::{ACCOUNT_ADMIN, KeyRecord, Org, OrgSettings, User, UserKind, UserStatus};
+use keyward_core::key::KeySpec;
+use keyward_core::model::{ACCOUNT_ADMIN, Org, OrgSettings, User, UserKind, UserStatus};
 use keyward_core::secret::Secret;
 use keyward_core::store::Store;
 use std::io::Write;
@@ -94,33 +94,15 @@ pub async fn bootstrap(
         roles: vec![RoleId::from_trusted(ACCOUNT_ADMIN)],
         status: UserStatus::Active,
         created_at: now,
+        token_epoch: 0,
     };
-    let key_id = KeyId::generate();
-    let secret = Secret::generate();
-    let key = KeyRecord {
-        secret: keyring.seal(key_id.as_str(), &secret),
-        id: key_id.clone(),
-        org_id: org.id.clone(),
-        owner_id: admin.id.clone(),
-        name: "bootstrap admin".into(),
+    let spec = KeySpec {
         description: "Created at first start; roll or delete it once you have your own keys.".into(),
-        comment: String::new(),
-        roles: admin.roles.clone(),
-        scopes: vec![],
-        expires_at: None,
-        locked: false,
-        network_restrictions: vec![],
-        reauth_timeout_s: DEFAULT_REAUTH_TIMEOUT_S,
-        created_at: now,
-        created_by: admin.id.clone(),
-        updated_at: now,
-        rolled_at: None,
-        last_used_at: None,
-        last_used_ip: None,
-        imported: false,
-        previous_secret: None,
-        version: 0,
+        ..KeySpec::named("bootstrap admin", admin.roles.clone())
     };
+    let (key, secret) =
+        spec.into_record(&admin, &org.settings, &admin.id, now, |id, secret| keyring.seal(id.as_str(), secret));
+    let key_id = key.id.clone();
     let event = |action: &str, target_type: &str, target_id: &str| AuditEvent {
         at: now,
         org_id: org.id.to_string(),

@@ -216,7 +216,9 @@ impl KeyIndex {
         let mut counts = [("active", 0u64), ("locked", 0), ("expired", 0)];
         if let Ok(snap) = self.snapshot.read() {
             for k in snap.keys.values() {
-                let slot = match k.record.status(now) {
+                let owner_active =
+                    snap.directory.users.get(&k.record.owner_id).is_some_and(|u| u.status == UserStatus::Active);
+                let slot = match k.record.status(now, owner_active) {
                     keyward_core::model::KeyStatus::Active => 0,
                     keyward_core::model::KeyStatus::Locked => 1,
                     keyward_core::model::KeyStatus::Expired => 2,
@@ -398,6 +400,11 @@ impl KeyIndex {
             return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
         }
         check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
+        // While locked the token answers key_locked; once unlocked it is simply dead.
+        let owner_epoch = snap.directory.users.get(&key.record.owner_id).map_or(0, |u| u.token_epoch);
+        if !claims.epochs_current(key.record.token_epoch, owner_epoch) {
+            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
+        }
         let mut scoped = PermissionSet::default();
         for p in claims.scope.split_whitespace().filter_map(|s| Permission::parse(s, false).ok()) {
             scoped.grant(&p.scope, &p.resource, p.access);

@@ -16,7 +16,7 @@ pub struct KeyView {
     pub comment: String,
     pub org_id: String,
     pub owner_id: String,
-    /// Role ids.
+    /// Role ids; a key that inherits its owner shows the owner's roles.
     pub roles: Vec<String>,
     pub scopes: Vec<ScopeGrant>,
     /// Effective permissions: (roles ∪ scopes) ∩ owner's.
@@ -42,6 +42,12 @@ pub struct KeyView {
     pub last_used_at: Option<Timestamp>,
     pub last_used_ip: Option<String>,
     pub imported: bool,
+    /// While a rolled key's old secret is in its grace period, when that period ends.
+    #[serde(with = "serde_rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub previous_secret_expires_at: Option<Timestamp>,
+    /// Created with neither roles nor scopes: acts with its owner's permissions as they are now.
+    pub inherits_owner: bool,
 }
 
 impl KeyView {
@@ -50,6 +56,7 @@ impl KeyView {
             Some((at, ip)) if k.last_used_at.is_none_or(|stored| stored <= at) => (Some(at), ip.or(k.last_used_ip)),
             _ => (k.last_used_at, k.last_used_ip),
         };
+        let owner = index.user(&k.owner_id);
         Self {
             id: k.id.to_string(),
             name: k.name.clone(),
@@ -57,10 +64,14 @@ impl KeyView {
             comment: k.comment.clone(),
             org_id: k.org_id.to_string(),
             owner_id: k.owner_id.to_string(),
-            roles: k.roles.iter().map(ToString::to_string).collect(),
+            roles: if k.inherits_owner {
+                owner.as_ref().map(|o| o.roles.iter().map(ToString::to_string).collect()).unwrap_or_default()
+            } else {
+                k.roles.iter().map(ToString::to_string).collect()
+            },
             scopes: k.scopes.clone(),
             permissions: index.key_permissions(&k.id).to_strings(),
-            status: k.status(now),
+            status: k.status(now, owner.as_ref().is_some_and(|o| o.status == UserStatus::Active)),
             expires_at: k.expires_at,
             network_restrictions: k.network_restrictions.iter().map(ToString::to_string).collect(),
             reauth_timeout_s: k.reauth_timeout_s,
@@ -71,6 +82,8 @@ impl KeyView {
             last_used_at,
             last_used_ip: last_used_ip.map(|ip| ip.to_string()),
             imported: k.imported,
+            previous_secret_expires_at: k.grace_secret(now).map(|g| g.valid_until),
+            inherits_owner: k.inherits_owner,
         }
     }
 }
@@ -101,7 +114,7 @@ pub struct KeyCounts {
     pub active: u64,
     pub locked: u64,
     pub expired: u64,
-    /// Active keys that expire within 30 days.
+    /// Keys whose `expires_at` falls within the next 30 days, whatever else holds.
     pub expiring_30d: u64,
 }
 

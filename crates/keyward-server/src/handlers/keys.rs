@@ -13,7 +13,7 @@ use keyward_core::CoreError;
 use keyward_core::clock::Timestamp;
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::{CreateKeyRequest, KeySpec, UpdateKeyRequest, parse_grace_period};
-use keyward_core::model::{GraceSecret, KeyRecord, KeyStatus, UserStatus};
+use keyward_core::model::{KeyRecord, KeyStatus, UserStatus};
 use keyward_core::permission::Access;
 use keyward_core::policy::{Directory, Principal};
 use keyward_core::secret::Secret;
@@ -133,7 +133,7 @@ async fn create_key(
     state: &AppState,
     caller: &Principal,
     ip: IpAddr,
-    spec: KeySpec,
+    mut spec: KeySpec,
     owner_id: Option<String>,
 ) -> ApiResult<(KeyRecord, Secret)> {
     let now = state.now();
@@ -148,43 +148,25 @@ async fn create_key(
     if owner.status != UserStatus::Active {
         return Err(CoreError::Conflict { code: "user_disabled", detail: "the owner is disabled".into() }.into());
     }
-    let roles = spec.roles.unwrap_or_else(|| owner.roles.clone());
-    caller.check_key_grants(&directory, &owner, &roles, &spec.scopes)?;
+    // A taken id is the answer whatever else is wrong with the request.
+    if let Some(id) = &spec.id
+        && state.store.key_id_taken(id).await?
+    {
+        return Err(
+            CoreError::Conflict { code: "key_id_taken", detail: "a key with this id already exists".into() }.into()
+        );
+    }
+    spec.roles = spec.roles.map(|r| directory.resolve_roles(&owner.org_id, r));
+    match &spec.roles {
+        Some(roles) => caller.check_key_grants(&directory, &owner, roles, &spec.scopes)?,
+        // An inheriting key can do what its owner can: the caller must be able to hand that out.
+        None => caller.check_key_grants(&directory, &owner, &owner.roles, &[])?,
+    }
     let org = directory.orgs.get(&owner.org_id).ok_or(CoreError::NotFound { what: "organization" })?;
-    let expires_at = if spec.expiry_given {
-        spec.expires_at
-    } else {
-        org.settings.default_expiry_days.map(|d| now + chrono::Duration::days(i64::from(d)))
-    };
-    let id = spec.id.unwrap_or_else(KeyId::generate);
-    let imported = spec.secret.is_some();
-    let secret = spec.secret.unwrap_or_else(Secret::generate);
-    let record = KeyRecord {
-        secret: state.keyring.seal(id.as_str(), &secret),
-        id,
-        org_id: owner.org_id.clone(),
-        owner_id: owner.id.clone(),
-        name: spec.name,
-        description: spec.description,
-        comment: spec.comment,
-        roles,
-        scopes: spec.scopes,
-        expires_at,
-        locked: false,
-        network_restrictions: spec.network_restrictions,
-        reauth_timeout_s: spec.reauth_timeout_s,
-        created_at: now,
-        created_by: caller.user_id.clone(),
-        updated_at: now,
-        rolled_at: None,
-        last_used_at: None,
-        last_used_ip: None,
-        imported,
-        previous_secret: None,
-        version: 0,
-    };
+    let (record, secret) = spec
+        .into_record(&owner, &org.settings, &caller.user_id, now, |id, secret| state.keyring.seal(id.as_str(), secret));
     // The store makes current secrets unique; a secret still in another key's grace period counts too.
-    if imported && state.index.digest_in_use(&record.secret.digest) {
+    if record.imported && state.index.digest_in_use(&record.secret.digest) {
         return Err(CoreError::Conflict {
             code: "secret_in_use",
             detail: "another key already uses this secret".into(),
@@ -192,8 +174,9 @@ async fn create_key(
         .into());
     }
     let limits = directory.key_limits(&owner, &record.roles);
-    let action = if imported { "key.import" } else { "key.create" };
+    let action = if record.imported { "key.import" } else { "key.create" };
     let details = json!({"name": record.name, "owner_id": record.owner_id, "roles": record.roles, "scopes": record.scopes,
+        "inherits_owner": record.inherits_owner,
         "expires_at": record.expires_at.map(|t| keyward_core::clock::rfc3339(&t))});
     let event = audit_event(caller, ip, now, record.org_id.as_str(), action, ("key", record.id.as_str()), details);
     state.store.insert_key(&record, &limits, &event).await?;
@@ -303,26 +286,19 @@ pub async fn patch(
     ApiJson(body): ApiJson<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
     let change = body.into_change(state.now())?;
-    let regrants = change.changes_grants();
-    let changed: Vec<&str> = [
-        ("name", change.name.is_some()),
-        ("description", change.description.is_some()),
-        ("comment", change.comment.is_some()),
-        ("roles", change.roles.is_some()),
-        ("scopes", change.scopes.is_some()),
-        ("expires_at", change.expires_at.is_some()),
-        ("network_restrictions", change.network_restrictions.is_some()),
-        ("reauth_timeout_s", change.reauth_timeout_s.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(f, set)| set.then_some(f))
-    .collect();
-    let (state, caller, change, changed, id) = (&state, &caller, &change, &changed, &id);
+    let (state, caller, change, id) = (&state, &caller, &change, &id);
     let key = retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
-        change.clone().apply(&mut key, state.now());
+        let directory = state.index.directory();
+        let mut change = change.clone();
+        change.roles = change.roles.map(|r| directory.resolve_roles(&key.org_id, r));
+        let regrants = change.changes_grants();
+        let changed = change.apply(&mut key, state.now());
+        if changed.is_empty() {
+            // Nothing to write, and nothing to audit.
+            return Ok(key);
+        }
         if regrants {
-            let directory = state.index.directory();
             let owner = directory.users.get(&key.owner_id).ok_or(CoreError::NotFound { what: "user" })?;
             caller.check_key_grants(&directory, owner, &key.roles, &key.scopes)?;
         }
@@ -378,13 +354,8 @@ pub async fn roll(
     let (state, caller, id) = (&state, &caller, &id);
     let (key, secret) = retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
-        let now = state.now();
         let secret = Secret::generate();
-        let old = std::mem::replace(&mut key.secret, state.keyring.seal(key.id.as_str(), &secret));
-        key.previous_secret =
-            (grace > chrono::Duration::zero()).then(|| GraceSecret { sealed: old, valid_until: now + grace });
-        key.rolled_at = Some(now);
-        key.updated_at = now;
+        key.roll(state.keyring.seal(key.id.as_str(), &secret), grace, state.now());
         save(state, caller, ip, &key, false, "key.roll", json!({"grace_period_s": grace.num_seconds()})).await?;
         Ok((key, secret))
     })
@@ -396,9 +367,7 @@ pub async fn roll(
 async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, locked: bool) -> ApiResult<KeyRecord> {
     retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
-        if key.locked != locked {
-            key.locked = locked;
-            key.updated_at = state.now();
+        if key.set_locked(locked, state.now()) {
             let action = if locked { "key.lock" } else { "key.unlock" };
             save(state, caller, ip, &key, false, action, json!({})).await?;
         }
@@ -418,6 +387,28 @@ pub async fn lock(
 ) -> ApiResult<axum::Json<KeyView>> {
     let key = set_locked(&state, &caller, ip, &id, true).await?;
     Ok(view(&state, &key))
+}
+
+/// Ends a rolled key's grace period at once: only the new secret works from now on.
+#[utoipa::path(post, path = "/v1/keys/{id}/end-grace", tag = "keys", params(("id" = String, Path)),
+    responses((status = 200, body = ImportedKey), (status = 404, body = crate::problem::Problem)))]
+pub async fn end_grace(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    ClientIp(ip): ClientIp,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ImportedKey>> {
+    let (state, caller, id) = (&state, &caller, &id);
+    let key = retrying(state, || async move {
+        let mut key = load(state, caller, id, Access::Write).await?;
+        // Ending a grace period that is not running changes nothing and is not audited.
+        if key.end_grace(state.now()) {
+            save(state, caller, ip, &key, false, "key.end_grace", json!({})).await?;
+        }
+        Ok(key)
+    })
+    .await?;
+    Ok(axum::Json(ImportedKey { key: KeyView::new(&key, &state.index, &state.usage, state.now()) }))
 }
 
 /// Re-enables a locked key.

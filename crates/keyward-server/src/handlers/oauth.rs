@@ -223,6 +223,8 @@ pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         scope: scope.clone(),
         org_id: key.record.org_id.to_string(),
         sv: key.record.secret.digest.version(),
+        kep: key.record.token_epoch,
+        uep: state.index.user(&key.record.owner_id).map_or(0, |u| u.token_epoch),
     };
     // A token bought with the previous secret in its grace period is tied to that secret.
     let claims = match &key.record.previous_secret {

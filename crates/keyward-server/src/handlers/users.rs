@@ -106,11 +106,12 @@ pub async fn create(
             return Err(CoreError::forbidden("only an account_admin creates users in another organization").into());
         }
     };
-    let spec = body.into_spec()?;
+    let mut spec = body.into_spec()?;
     let directory = state.index.directory();
     if !directory.orgs.contains_key(&org_id) {
         return Err(ApiError::field("org_id", "no such organization"));
     }
+    spec.roles = directory.resolve_roles(&org_id, spec.roles);
     caller.check_role_assignment(&directory, &org_id, &spec.roles)?;
     let user = User {
         id: UserId::generate(),
@@ -121,6 +122,7 @@ pub async fn create(
         roles: spec.roles,
         status: UserStatus::Active,
         created_at: state.now(),
+        token_epoch: 0,
     };
     let details = json!({"name": user.name, "kind": user.kind, "roles": user.roles});
     let event =
@@ -170,7 +172,8 @@ pub async fn patch(
 ) -> ApiResult<axum::Json<UserView>> {
     let mut user = load(&state, &caller, &id)?;
     check_may_change(&state, &caller, &user)?;
-    let change = body.into_change()?;
+    let mut change = body.into_change()?;
+    change.roles = change.roles.map(|r| state.index.directory().resolve_roles(&user.org_id, r));
     if change.status == Some(UserStatus::Disabled) && user.id == caller.user_id {
         return Err(
             CoreError::Conflict { code: "cannot_change_self", detail: "you cannot disable yourself".into() }.into()
@@ -193,6 +196,10 @@ pub async fn patch(
         changed.push("roles");
     }
     if let Some(v) = change.status {
+        if v == UserStatus::Disabled && user.status != UserStatus::Disabled {
+            // Tokens bought before a disable never work again, re-enabled or not.
+            user.token_epoch = user.token_epoch.wrapping_add(1);
+        }
         user.status = v;
         changed.push("status");
     }

@@ -29,7 +29,7 @@ pub struct SqliteStore {
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.owner_id, k.name, k.description, k.comment, k.scopes, k.expires_at, \
     k.locked, k.network_restrictions, k.reauth_timeout_s, k.created_at, k.created_by, k.updated_at, k.rolled_at, \
     k.last_used_at, k.last_used_ip, k.imported, k.secret_digest, k.secret_ciphertext, k.prev_secret_digest, \
-    k.prev_secret_ciphertext, k.prev_valid_until, k.version, \
+    k.prev_secret_ciphertext, k.prev_valid_until, k.inherits_owner, k.token_epoch, k.version, \
     (SELECT json_group_array(role_id) FROM (SELECT role_id FROM key_roles WHERE key_id = k.id ORDER BY role_id)) AS roles";
 
 impl SqliteStore {
@@ -132,7 +132,7 @@ async fn insert_org_row(tx: &mut SqliteConnection, org: &Org) -> Result<(), Stor
 }
 
 async fn insert_user_row(tx: &mut SqliteConnection, user: &User) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO users (id, org_id, name, email, kind, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO users (id, org_id, name, email, kind, status, created_at, token_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(user.id.as_str())
         .bind(user.org_id.as_str())
         .bind(&user.name)
@@ -140,6 +140,7 @@ async fn insert_user_row(tx: &mut SqliteConnection, user: &User) -> Result<(), S
         .bind(rows::kind_str(user.kind))
         .bind(rows::user_status_str(user.status))
         .bind(secs(user.created_at))
+        .bind(i64::from(user.token_epoch))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -155,13 +156,14 @@ async fn write_key_row(tx: &mut SqliteConnection, k: &KeyRecord, replace: bool) 
         "UPDATE keys SET org_id = ?2, owner_id = ?3, name = ?4, description = ?5, comment = ?6, scopes = ?7, expires_at = ?8, \
          locked = ?9, network_restrictions = ?10, reauth_timeout_s = ?11, created_at = ?12, created_by = ?13, updated_at = ?14, \
          rolled_at = ?15, imported = ?18, secret_digest = ?19, secret_ciphertext = ?20, \
-         prev_secret_digest = ?21, prev_secret_ciphertext = ?22, prev_valid_until = ?23, version = version + 1 \
+         prev_secret_digest = ?21, prev_secret_ciphertext = ?22, prev_valid_until = ?23, inherits_owner = ?25, \
+         token_epoch = ?26, version = version + 1 \
          WHERE id = ?1 AND deleted_at IS NULL AND version = ?24"
     } else {
         "INSERT INTO keys (id, org_id, owner_id, name, description, comment, scopes, expires_at, locked, network_restrictions, \
          reauth_timeout_s, created_at, created_by, updated_at, rolled_at, last_used_at, last_used_ip, imported, secret_digest, \
-         secret_ciphertext, prev_secret_digest, prev_secret_ciphertext, prev_valid_until, version) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+         secret_ciphertext, prev_secret_digest, prev_secret_ciphertext, prev_valid_until, version, inherits_owner, token_epoch) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
     };
     let done = sqlx::query(sql)
         .bind(&row.id)
@@ -188,6 +190,8 @@ async fn write_key_row(tx: &mut SqliteConnection, k: &KeyRecord, replace: bool) 
         .bind(&row.prev_secret_ciphertext)
         .bind(row.prev_valid_until)
         .bind(row.version)
+        .bind(row.inherits_owner)
+        .bind(row.token_epoch)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -225,7 +229,8 @@ async fn check_limits(tx: &mut SqliteConnection, owner: &str, limits: &KeyLimits
         .await
         .map_err(backend)?;
     let mut role_counts = Vec::with_capacity(limits.role_caps.len());
-    for (role, _) in &limits.role_caps {
+    for cap in &limits.role_caps {
+        let role = &cap.role;
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM keys k JOIN key_roles kr ON kr.key_id = k.id \
              WHERE k.owner_id = ? AND kr.role_id = ? AND k.deleted_at IS NULL",
@@ -250,9 +255,12 @@ fn push_key_filter(qb: &mut QueryBuilder<'_, Sqlite>, query: &KeyQuery) {
         qb.push(" AND k.owner_id = ").push_bind(owner.as_str().to_owned());
     }
     if let Some(role) = &query.role_id {
-        qb.push(" AND EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id AND kr.role_id = ")
+        // A key that inherits its owner carries the owner's roles, as its view shows.
+        qb.push(" AND (EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id AND kr.role_id = ")
             .push_bind(role.as_str().to_owned())
-            .push(")");
+            .push(") OR (k.inherits_owner = 1 AND EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = k.owner_id AND ur.role_id = ")
+            .push_bind(role.as_str().to_owned())
+            .push(")))");
     }
     if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
         let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
@@ -267,16 +275,33 @@ fn push_key_filter(qb: &mut QueryBuilder<'_, Sqlite>, query: &KeyQuery) {
     }
 }
 
+const STATUS_ACTIVE: i64 = 0;
+const STATUS_LOCKED: i64 = 1;
+const STATUS_EXPIRED: i64 = 2;
+
+/// The key status rule (`KeyRecord::status`) as SQL over `keys k JOIN users u`:
+/// expired, else locked (the key, or its owner disabled), else active.
+fn push_status_code(qb: &mut QueryBuilder<'_, Sqlite>, now: i64) {
+    qb.push("(CASE WHEN k.expires_at IS NOT NULL AND k.expires_at <= ")
+        .push_bind(now)
+        .push(" THEN ")
+        .push_bind(STATUS_EXPIRED)
+        .push(" WHEN k.locked = 1 OR u.status <> 'active' THEN ")
+        .push_bind(STATUS_LOCKED)
+        .push(" ELSE ")
+        .push_bind(STATUS_ACTIVE)
+        .push(" END)");
+}
+
 fn push_status_filter(qb: &mut QueryBuilder<'_, Sqlite>, status: KeyStatus, now: i64) {
-    match status {
-        KeyStatus::Locked => qb.push(" AND k.locked = 1"),
-        KeyStatus::Expired => {
-            qb.push(" AND k.locked = 0 AND k.expires_at IS NOT NULL AND k.expires_at <= ").push_bind(now)
-        }
-        KeyStatus::Active => {
-            qb.push(" AND k.locked = 0 AND (k.expires_at IS NULL OR k.expires_at > ").push_bind(now).push(")")
-        }
+    let code = match status {
+        KeyStatus::Active => STATUS_ACTIVE,
+        KeyStatus::Locked => STATUS_LOCKED,
+        KeyStatus::Expired => STATUS_EXPIRED,
     };
+    qb.push(" AND ");
+    push_status_code(qb, now);
+    qb.push(" = ").push_bind(code);
 }
 
 /// Replaces a user's roles.
@@ -525,14 +550,17 @@ impl Store for SqliteStore {
 
     async fn update_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(backend)?;
-        let done = sqlx::query("UPDATE users SET name = ?, email = ?, status = ? WHERE id = ? AND deleted_at IS NULL")
-            .bind(&user.name)
-            .bind(&user.email)
-            .bind(rows::user_status_str(user.status))
-            .bind(user.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        let done = sqlx::query(
+            "UPDATE users SET name = ?, email = ?, status = ?, token_epoch = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(rows::user_status_str(user.status))
+        .bind(i64::from(user.token_epoch))
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "user" });
         }
@@ -658,6 +686,15 @@ impl Store for SqliteStore {
         row.map(KeyRow::into_record).transpose()
     }
 
+    async fn key_id_taken(&self, id: &KeyId) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM keys WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(backend)?;
+        Ok(found.is_some())
+    }
+
     async fn all_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM keys k WHERE k.deleted_at IS NULL");
         let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&self.reader).await.map_err(backend)?;
@@ -669,17 +706,17 @@ impl Store for SqliteStore {
         let soon = secs(query.now + chrono::Duration::days(30));
 
         let mut counts_q = QueryBuilder::<Sqlite>::new("SELECT ");
+        for code in [STATUS_ACTIVE, STATUS_LOCKED, STATUS_EXPIRED] {
+            counts_q.push("COALESCE(SUM(CASE WHEN ");
+            push_status_code(&mut counts_q, now);
+            counts_q.push(" = ").push_bind(code).push(" THEN 1 ELSE 0 END), 0), ");
+        }
         counts_q
-            .push("COALESCE(SUM(CASE WHEN k.locked = 0 AND (k.expires_at IS NULL OR k.expires_at > ")
-            .push_bind(now)
-            .push(") THEN 1 ELSE 0 END), 0), COALESCE(SUM(k.locked), 0), ")
-            .push("COALESCE(SUM(CASE WHEN k.locked = 0 AND k.expires_at <= ")
-            .push_bind(now)
-            .push(" THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN k.locked = 0 AND k.expires_at > ")
+            .push("COALESCE(SUM(CASE WHEN k.expires_at > ")
             .push_bind(now)
             .push(" AND k.expires_at <= ")
             .push_bind(soon)
-            .push(" THEN 1 ELSE 0 END), 0) FROM keys k");
+            .push(" THEN 1 ELSE 0 END), 0) FROM keys k JOIN users u ON u.id = k.owner_id");
         push_key_filter(&mut counts_q, query);
         let (active, locked, expired, expiring): (i64, i64, i64, i64) =
             counts_q.build_query_as().fetch_one(&self.reader).await.map_err(backend)?;
@@ -696,7 +733,8 @@ impl Store for SqliteStore {
             Some(KeyStatus::Expired) => counts.expired,
         };
 
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {KEY_COLUMNS} FROM keys k"));
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {KEY_COLUMNS} FROM keys k JOIN users u ON u.id = k.owner_id"));
         push_key_filter(&mut qb, query);
         if let Some(status) = query.status {
             push_status_filter(&mut qb, status, now);
@@ -709,11 +747,10 @@ impl Store for SqliteStore {
             // Keys that never expire or were never used sort last either way.
             KeySort::ExpiresAt => qb.push("k.expires_at IS NULL, k.expires_at").push(dir),
             KeySort::LastUsedAt => qb.push("k.last_used_at IS NULL, k.last_used_at").push(dir),
-            KeySort::Status => qb
-                .push("CASE WHEN k.locked = 1 THEN 1 WHEN k.expires_at IS NOT NULL AND k.expires_at <= ")
-                .push_bind(now)
-                .push(" THEN 2 ELSE 0 END")
-                .push(dir),
+            KeySort::Status => {
+                push_status_code(&mut qb, now);
+                qb.push(dir)
+            }
         };
         qb.push(", k.id").push(dir);
         qb.push(" LIMIT ").push_bind(i64::from(query.per_page));

@@ -87,6 +87,7 @@ pub struct UserRow {
     kind: String,
     status: String,
     created_at: i64,
+    token_epoch: i64,
     roles: String,
 }
 
@@ -102,6 +103,7 @@ impl UserRow {
             roles: roles.into_iter().map(RoleId::from_trusted).collect(),
             status: if self.status == "disabled" { UserStatus::Disabled } else { UserStatus::Active },
             created_at: time(self.created_at)?,
+            token_epoch: u32_of("token_epoch", self.token_epoch)?,
         })
     }
 }
@@ -178,6 +180,8 @@ pub struct KeyRow {
     pub prev_secret_digest: Option<Vec<u8>>,
     pub prev_secret_ciphertext: Option<Vec<u8>>,
     pub prev_valid_until: Option<i64>,
+    pub inherits_owner: bool,
+    pub token_epoch: i64,
     pub version: i64,
     #[sqlx(default)]
     pub roles: String,
@@ -214,6 +218,8 @@ impl KeyRow {
             prev_secret_digest: k.previous_secret.as_ref().map(|g| g.sealed.digest.0.to_vec()),
             prev_secret_ciphertext: k.previous_secret.as_ref().map(|g| g.sealed.ciphertext.clone()),
             prev_valid_until: k.previous_secret.as_ref().map(|g| secs(g.valid_until)),
+            inherits_owner: k.inherits_owner,
+            token_epoch: i64::from(k.token_epoch),
             version: k.version,
             roles: String::new(),
         }
@@ -258,6 +264,8 @@ impl KeyRow {
             imported: self.imported,
             secret: SealedSecret { digest: digest(d)?, ciphertext: ct },
             previous_secret,
+            inherits_owner: self.inherits_owner,
+            token_epoch: u32_of("token_epoch", self.token_epoch)?,
             version: self.version,
         })
     }

@@ -149,6 +149,7 @@ pub fn user(id: &str, org: &str) -> User {
         roles: vec![],
         status: UserStatus::Active,
         created_at: t0(),
+        token_epoch: 0,
     }
 }
 
@@ -188,6 +189,8 @@ pub fn key(id: &str, owner: &str, org: &str) -> KeyRecord {
         imported: false,
         secret: sealed(id),
         previous_secret: None,
+        inherits_owner: false,
+        token_epoch: 0,
         version: 0,
     }
 }
@@ -239,7 +242,13 @@ pub fn no_limits() -> KeyLimits {
 }
 
 pub fn limits(max_per_user: u32, role_caps: &[(&str, u32)]) -> KeyLimits {
-    KeyLimits { max_per_user, role_caps: role_caps.iter().map(|(r, n)| (rid(r), *n)).collect() }
+    KeyLimits {
+        max_per_user,
+        role_caps: role_caps
+            .iter()
+            .map(|(r, n)| keyward_core::key::RoleCap { role: rid(r), name: (*r).to_owned(), max_keys: *n })
+            .collect(),
+    }
 }
 
 pub async fn seed_org(store: &dyn Store, id: &str) -> Org {
@@ -640,6 +649,8 @@ pub async fn key_update_replaces_every_field(store: &dyn Store) {
         imported: false,
         secret: sealed("kw_1/rolled"),
         previous_secret: Some(GraceSecret { sealed: original.secret.clone(), valid_until: at(8, 5) }),
+        inherits_owner: true,
+        token_epoch: 3,
         version: 0,
     };
     store.update_key(&changed, None, &ev("org_b", "key.update", "kw_1")).await.unwrap();
@@ -1003,7 +1014,8 @@ pub async fn list_keys_q_treats_percent_underscore_and_backslash_literally(store
     assert_eq!(search(store, "done").await, id_set(["k-pct", "k-1000"]));
 }
 
-/// Keys whose status at `status_now()` covers every case, locked beating expired.
+/// Keys whose status at `status_now()` covers every case: expired beats locked,
+/// and a disabled owner's key is locked.
 fn status_keys() -> Vec<KeyRecord> {
     let now = status_now();
     let k = |id: &str, expires_at: Option<Timestamp>, locked: bool| KeyRecord {
@@ -1020,29 +1032,35 @@ fn status_keys() -> Vec<KeyRecord> {
         k("s-locked", None, true),
         k("s-locked-expired", Some(at(5, 0)), true),
         k("s-locked-soon", Some(now + Duration::days(5)), true),
+        KeyRecord { owner_id: uid(DISABLED_OWNER), ..k("s-owner-disabled", None, false) },
     ]
 }
+
+/// The owner of `s-owner-disabled`.
+const DISABLED_OWNER: &str = "usr_disabled";
 
 fn status_now() -> Timestamp {
     at(10, 12)
 }
 
+/// The status rule of `KeyRecord::status`, with the owners these fixtures have.
+fn status_of(k: &KeyRecord, now: Timestamp) -> KeyStatus {
+    k.status(now, k.owner_id.as_str() != DISABLED_OWNER)
+}
+
 fn reference_counts(keys: &[KeyRecord], now: Timestamp) -> StatusCounts {
-    let n = |s: KeyStatus| keys.iter().filter(|k| k.status(now) == s).count() as u64;
+    let n = |s: KeyStatus| keys.iter().filter(|k| status_of(k, now) == s).count() as u64;
     StatusCounts {
         active: n(KeyStatus::Active),
         locked: n(KeyStatus::Locked),
         expired: n(KeyStatus::Expired),
-        expiring_30d: keys
-            .iter()
-            .filter(|k| k.status(now) == KeyStatus::Active)
-            .filter(|k| k.expires_at.is_some_and(|e| e <= now + Duration::days(30)))
-            .count() as u64,
+        expiring_30d: keys.iter().filter(|k| k.expiring_soon(now)).count() as u64,
     }
 }
 
 pub async fn list_keys_status_filter_uses_now_and_counts_ignore_it(store: &dyn Store) {
     seed_a(store).await;
+    seed_user(store, &User { status: UserStatus::Disabled, ..user(DISABLED_OWNER, "org_a") }).await;
     let keys = status_keys();
     for k in &keys {
         seed_key(store, k).await;
@@ -1052,10 +1070,10 @@ pub async fn list_keys_status_filter_uses_now_and_counts_ignore_it(store: &dyn S
     assert!(delete_key(store, "s-deleted", "org_a").await);
 
     let now = status_now();
-    let expected = StatusCounts { active: 3, locked: 3, expired: 2, expiring_30d: 1 };
+    let expected = StatusCounts { active: 3, locked: 3, expired: 3, expiring_30d: 2 };
     assert_eq!(reference_counts(&keys, now), expected, "the fixture is what this test thinks it is");
     let later = now + Duration::days(60);
-    let expected_later = StatusCounts { active: 1, locked: 3, expired: 4, expiring_30d: 0 };
+    let expected_later = StatusCounts { active: 1, locked: 2, expired: 6, expiring_30d: 0 };
     assert_eq!(reference_counts(&keys, later), expected_later);
 
     for (now, counts) in [(now, expected), (later, expected_later)] {
@@ -1065,7 +1083,7 @@ pub async fn list_keys_status_filter_uses_now_and_counts_ignore_it(store: &dyn S
         for status in [KeyStatus::Active, KeyStatus::Locked, KeyStatus::Expired] {
             let page = list(store, &KeyQuery { status: Some(status), ..key_query(now) }).await;
             let want: BTreeSet<String> =
-                keys.iter().filter(|k| k.status(now) == status).map(|k| k.id.to_string()).collect();
+                keys.iter().filter(|k| status_of(k, now) == status).map(|k| k.id.to_string()).collect();
             let got: BTreeSet<String> = page.items.iter().map(|k| k.id.to_string()).collect();
             assert_eq!(got, want, "{status:?} at {now}");
             assert_eq!(page.total, want.len() as u64, "{status:?} total at {now}");
@@ -1125,7 +1143,7 @@ pub async fn list_keys_filters_by_owner_role_and_org(store: &dyn Store) {
 }
 
 fn status_rank(k: &KeyRecord, now: Timestamp) -> u8 {
-    match k.status(now) {
+    match status_of(k, now) {
         KeyStatus::Active => 0,
         KeyStatus::Locked => 1,
         KeyStatus::Expired => 2,

@@ -238,6 +238,9 @@ pub enum Need {
     Authenticated,
     /// A permission on one of the service's own resources.
     Keyward(&'static str, Access),
+    /// What spans every organization (creating orgs, rotating the token signing
+    /// key): an account admin acting as one, never a narrowed token of one.
+    AccountAdmin,
 }
 
 impl Principal {
@@ -256,6 +259,8 @@ impl Principal {
                 "this call requires the permission keyward:{resource}:{}",
                 access.as_str()
             ))),
+            Need::AccountAdmin if self.cross_org => Ok(()),
+            Need::AccountAdmin => Err(CoreError::forbidden("only an account_admin may do this")),
         }
     }
 
@@ -387,6 +392,26 @@ impl Principal {
             .map_err(|_| CoreError::forbidden("this holds permissions you do not hold, so you may not manage it"))
     }
 
+    /// Whether the caller may change `user`, or act in their name (create or
+    /// change their keys): nobody manages a user whose roles grant more than
+    /// the caller holds, disabled or not, and only an account admin manages one.
+    pub fn check_may_manage_user(&self, dir: &Directory, user: &User) -> Result<(), CoreError> {
+        self.check_may_manage(&dir.user_role_permissions(user), Directory::user_is_account_admin(user))
+    }
+
+    /// Whether the caller may change (roll, unlock, widen, delete) `key`: its
+    /// owner must be in reach when it is someone else's, and so must everything
+    /// the key could do, whatever its owner holds right now.
+    pub fn check_may_change_key(&self, dir: &Directory, key: &KeyRecord) -> Result<(), CoreError> {
+        if key.owner_id != self.user_id
+            && let Some(owner) = dir.users.get(&key.owner_id)
+        {
+            self.check_may_manage_user(dir, owner)?;
+        }
+        let (potential, cross_org) = dir.key_potential(key);
+        self.check_may_manage(&potential, cross_org)
+    }
+
     /// A key the caller creates or changes may not do more than the caller may.
     pub fn check_within_own(&self, granted: &PermissionSet) -> Result<(), CoreError> {
         if self.cross_org {
@@ -418,6 +443,64 @@ mod tests {
             cross_org: false,
             auth_method: AuthMethod::Secret,
         }
+    }
+
+    fn person(id: &str, roles: &[&str], status: UserStatus) -> User {
+        User {
+            id: UserId::from_trusted(id),
+            org_id: OrgId::from_trusted("a"),
+            name: id.into(),
+            email: None,
+            kind: UserKind::Human,
+            roles: roles.iter().map(|r| RoleId::from_trusted(*r)).collect(),
+            status,
+            created_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            token_epoch: 0,
+        }
+    }
+
+    #[test]
+    fn who_may_manage_a_user_table() {
+        use UserStatus::{Active, Disabled};
+        // (caller permissions, caller is account admin, target roles, target status, allowed)
+        type Case = (&'static [&'static str], bool, &'static [&'static str], UserStatus, bool);
+        let cases: &[Case] = &[
+            (&["*:*:write"], false, &["auditor"], Active, true),
+            (&["*:*:write"], false, &["org_admin"], Active, true),
+            (&["*:*:write"], false, &["account_admin"], Active, false),
+            (&["*:*:write"], false, &["account_admin"], Disabled, false),
+            (&["*:*:write"], true, &["account_admin"], Active, true),
+            (&["keyward:users:write"], false, &["auditor"], Active, false),
+            (&["keyward:users:write"], false, &["auditor"], Disabled, false),
+            (&["*:*:read", "keyward:users:write"], false, &["auditor"], Active, true),
+            (&["*:*:read"], false, &[], Active, true),
+        ];
+        let users: Vec<User> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, roles, status, _))| person(&format!("u{i}"), roles, *status))
+            .collect();
+        let org = Org {
+            id: OrgId::from_trusted("a"),
+            name: "a".into(),
+            settings: OrgSettings::default(),
+            created_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        };
+        let dir = Directory::new(vec![org], users.clone(), builtin_roles(), vec![]);
+        for (i, (perms, cross_org, _, _, allowed)) in cases.iter().enumerate() {
+            let caller = Principal { cross_org: *cross_org, ..principal(perms, "a", "me") };
+            let outcome = caller.check_may_manage_user(&dir, &users[i]);
+            assert_eq!(outcome.is_ok(), *allowed, "case {i}: {perms:?} managing {:?}", users[i].roles);
+        }
+    }
+
+    #[test]
+    fn account_admin_needs_a_full_account_admin() {
+        let admin = Principal { cross_org: true, ..principal(&["*:*:write"], "a", "me") };
+        assert!(admin.require(Need::AccountAdmin).is_ok());
+        let org_admin = principal(&["*:*:write"], "a", "me");
+        assert!(org_admin.require(Need::AccountAdmin).is_err());
+        assert!(org_admin.require(Need::Keyward("orgs", Access::Write)).is_ok());
     }
 
     #[test]

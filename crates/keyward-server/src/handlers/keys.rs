@@ -15,7 +15,7 @@ use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::{CreateKeyRequest, KeySpec, UpdateKeyRequest, parse_grace_period};
 use keyward_core::model::{KeyRecord, KeyStatus, UserStatus};
 use keyward_core::permission::Access;
-use keyward_core::policy::{Directory, Principal};
+use keyward_core::policy::Principal;
 use keyward_core::secret::Secret;
 use keyward_core::store::{KeyQuery, KeySort};
 use serde::Deserialize;
@@ -143,7 +143,7 @@ async fn create_key(
     caller.check_create_key_for(&owner.id, &owner.org_id)?;
     if owner.id != caller.user_id {
         // A key for someone else is as good as acting as them.
-        caller.check_may_manage(&directory.user_role_permissions(&owner), Directory::user_is_account_admin(&owner))?;
+        caller.check_may_manage_user(&directory, &owner)?;
     }
     if owner.status != UserStatus::Active {
         return Err(CoreError::Conflict { code: "user_disabled", detail: "the owner is disabled".into() }.into());
@@ -221,17 +221,7 @@ async fn load(state: &AppState, caller: &Principal, id: &str, access: Access) ->
     let key = state.store.get_key(&KeyId::from_trusted(id)).await?.ok_or(CoreError::NotFound { what: "key" })?;
     caller.check_key_access(&key.owner_id, &key.org_id, access)?;
     if access == Access::Write {
-        // Rolling, unlocking or widening a key that can do more than the caller would hand them
-        // its power; and a key of someone else acts in their name, so they must be in reach too.
-        let directory = state.index.directory();
-        if key.owner_id != caller.user_id
-            && let Some(owner) = directory.users.get(&key.owner_id)
-        {
-            caller
-                .check_may_manage(&directory.user_role_permissions(owner), Directory::user_is_account_admin(owner))?;
-        }
-        let (potential, cross_org) = directory.key_potential(&key);
-        caller.check_may_manage(&potential, cross_org)?;
+        caller.check_may_change_key(&state.index.directory(), &key)?;
     }
     Ok(key)
 }

@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use keyward_core::CoreError;
 use keyward_core::audit::AuditEvent;
 use keyward_core::permission::{Access, Permission, PermissionSet};
 use keyward_core::secret::{Secret, random_base62};
@@ -280,9 +279,6 @@ pub async fn rotate(
     Caller(caller): Caller,
     ClientIp(ip): ClientIp,
 ) -> ApiResult<impl IntoResponse> {
-    if !caller.cross_org {
-        return Err(CoreError::forbidden("only an account_admin rotates the token signing key").into());
-    }
     let now = state.now();
     let kid = state.tokens.rotate(state.store.as_ref(), now).await?;
     let event = crate::state::audit_event(

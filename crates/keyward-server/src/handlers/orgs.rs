@@ -41,9 +41,6 @@ pub async fn create(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<CreateOrgRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    if !caller.cross_org {
-        return Err(CoreError::forbidden("only an account_admin creates organizations").into());
-    }
     let name = body.name.unwrap_or_default();
     let mut problems = Problems::default();
     check_display_name(&mut problems, "name", &name);

@@ -14,7 +14,7 @@ use keyward_core::CoreError;
 use keyward_core::admin::{CreateUserRequest, UpdateUserRequest};
 use keyward_core::ids::{OrgId, RoleId, UserId};
 use keyward_core::model::{User, UserKind, UserStatus};
-use keyward_core::policy::{Directory, Principal};
+use keyward_core::policy::Principal;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -143,8 +143,7 @@ fn load(state: &AppState, caller: &Principal, id: &str) -> ApiResult<User> {
 
 /// Nobody changes a user who holds more than they do (disabled or not), and only an account admin changes an account admin.
 fn check_may_change(state: &AppState, caller: &Principal, user: &User) -> ApiResult<()> {
-    let directory = state.index.directory();
-    caller.check_may_manage(&directory.user_role_permissions(user), Directory::user_is_account_admin(user))?;
+    caller.check_may_manage_user(&state.index.directory(), user)?;
     Ok(())
 }
 

@@ -984,3 +984,44 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(backend)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_file_deleted_or_replaced_under_the_store_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.ping().await.unwrap();
+        store.init_meta("a", "1").await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(store.ping().await.is_err(), "a deleted file is not ready");
+        assert!(store.init_meta("b", "2").await.is_err(), "a write to a deleted file is refused");
+        std::fs::write(&path, b"").unwrap();
+        assert!(store.ping().await.is_err(), "a new file in its place is not the store");
+        assert!(store.swap_meta("a", "1", "2").await.is_err());
+        store.close().await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_companions_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.db");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.init_meta("a", "1").await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        store.close().await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(mode(&path), 0o600, "an existing file is fixed");
+        store.close().await;
+    }
+}

@@ -113,6 +113,31 @@ async fn connections_over_the_cap_wait_and_are_served_once_others_close() {
 }
 
 #[tokio::test]
+async fn sigterm_lets_a_request_in_flight_finish_then_stops() {
+    let mut s = TestServer::start().await;
+    let body = br#"{"name": "finished during shutdown"}"#;
+    let mut stream = connect(&s).await;
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: localhost\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        common::basic_header(&s.admin_id, &s.admin_secret),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Command::new("kill").arg("-TERM").arg(s.pid().unwrap().to_string()).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(&body[10..]).await.unwrap();
+    let head = read_head(&mut stream, Duration::from_secs(5)).await.expect("the request in flight is answered");
+    assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+    s.stop();
+    assert!(s.output().contains("keyward stopped"), "{}", s.output());
+    let out = s.output();
+    let stopped = out.find("keyward stopped").unwrap();
+    assert!(out.find("route=/v1/keys").is_some_and(|at| at < stopped), "{out}");
+}
+
+#[tokio::test]
 async fn the_open_file_limit_is_raised_to_the_hard_limit() {
     let dir = tempfile::tempdir().unwrap();
     // Started with a low soft limit, as many service managers and shells do.

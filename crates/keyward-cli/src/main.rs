@@ -46,10 +46,30 @@ enum AuditCommand {
     },
 }
 
+/// Where an operator command finds the store: the server's settings that locate it, and no others.
+#[derive(Args)]
+struct StoreArgs {
+    /// The server's data directory [default: ./keyward-data].
+    #[arg(long, env = "KEYWARD_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Store URL: `sqlite://PATH` [default: SQLite in the data dir].
+    #[arg(long, env = "KEYWARD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The server's TOML configuration file.
+    #[arg(long, env = "KEYWARD_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+impl From<StoreArgs> for ServeArgs {
+    fn from(a: StoreArgs) -> Self {
+        ServeArgs { data_dir: a.data_dir, database_url: a.database_url, config: a.config, ..ServeArgs::default() }
+    }
+}
+
 #[derive(Args)]
 struct AuditFilter {
     #[command(flatten)]
-    store: ServeArgs,
+    store: StoreArgs,
     /// Only this org.
     #[arg(long)]
     org: Option<String>,
@@ -119,7 +139,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Verify { filter } => (filter, None),
         AuditCommand::Export { filter, format } => (filter, Some(format)),
     };
-    let config = load_config(filter.store);
+    let config = load_config(filter.store.into());
     if !config.data_dir.exists() {
         anyhow::bail!("no data directory at {}", config.data_dir.display());
     }

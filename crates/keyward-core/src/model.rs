@@ -178,7 +178,7 @@ impl FromStr for NetworkRestriction {
         if let Ok(addr) = s.parse::<IpAddr>() {
             return Ok(NetworkRestriction::Addr(addr));
         }
-        let net: IpNet = s.parse().map_err(|_| format!("`{s}` is not an IPv4/IPv6 address or CIDR"))?;
+        let net: IpNet = s.parse().map_err(|_| "must be an IPv4/IPv6 address or CIDR".to_owned())?;
         if net.trunc() != net {
             return Err(format!("`{s}` has host bits set; did you mean `{}`?", net.trunc()));
         }

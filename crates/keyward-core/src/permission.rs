@@ -64,13 +64,13 @@ impl Permission {
         let (Some(scope), Some(resource), Some(access), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(format!("`{s}` is not of the form <scope>:<resource>:read|write"));
+            return Err("must be of the form <scope>:<resource>:read|write".into());
         };
         let name_ok = |n: &str| is_valid_name(n) || (allow_wildcards && n == "*");
         if !name_ok(scope) || !name_ok(resource) {
-            return Err(format!("`{s}` has an invalid scope or resource name"));
+            return Err("must name a valid scope and resource".into());
         }
-        let access = Access::parse(access).ok_or_else(|| format!("`{s}`: access must be read or write"))?;
+        let access = Access::parse(access).ok_or_else(|| "access must be read or write".to_owned())?;
         Ok(Self::new(scope, resource, access))
     }
 }

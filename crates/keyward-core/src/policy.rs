@@ -162,7 +162,7 @@ impl Directory {
         let mut problems = Vec::new();
         for (i, role) in roles.iter().enumerate() {
             if self.role_in(&owner.org_id, role).is_none() {
-                problems.push(FieldError::new(format!("roles[{i}]"), format!("no role `{role}` in this organization")));
+                problems.push(FieldError::new(format!("roles[{i}]"), "no such role in this organization"));
             } else if !owner.roles.contains(role) {
                 problems.push(FieldError::new(
                     format!("roles[{i}]"),
@@ -174,10 +174,7 @@ impl Directory {
         let held = self.user_permissions(owner);
         for (i, grant) in scopes.iter().enumerate() {
             if !catalog.contains(&grant.scope, &grant.resource) {
-                problems.push(FieldError::new(
-                    format!("scopes[{i}]"),
-                    format!("no scope `{}` with resource `{}` in the catalog", grant.scope, grant.resource),
-                ));
+                problems.push(FieldError::new(format!("scopes[{i}]"), "no such scope and resource in the catalog"));
             } else if !held.allows_permission(&grant.permission()) {
                 problems.push(FieldError::new(
                     format!("scopes[{i}]"),
@@ -319,7 +316,7 @@ impl Principal {
         let mut problems = Vec::new();
         for (i, role) in roles.iter().enumerate() {
             if dir.role_in(org, role).is_none() {
-                problems.push(FieldError::new(format!("roles[{i}]"), format!("no role `{role}` in this organization")));
+                problems.push(FieldError::new(format!("roles[{i}]"), "no such role in this organization"));
             }
         }
         if !problems.is_empty() {
@@ -345,10 +342,8 @@ impl Principal {
             let known = (p.scope == "*" || catalog.contains_scope(&p.scope))
                 && (p.resource == "*" || p.scope == "*" || catalog.contains(&p.scope, &p.resource));
             if !known {
-                problems.push(FieldError::new(
-                    format!("permissions[{i}]"),
-                    format!("`{p}` names no scope and resource in the catalog"),
-                ));
+                problems
+                    .push(FieldError::new(format!("permissions[{i}]"), "no such scope and resource in the catalog"));
             }
         }
         if !problems.is_empty() {

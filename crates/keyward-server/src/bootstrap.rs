@@ -1,6 +1,7 @@
 //! First start: the master key, and the organization, admin and admin key
 //! that a new deployment begins with.
 
+use anyhow::Context;
 use keyward_core::audit::AuditEvent;
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{Keyring, MasterKey};
@@ -17,6 +18,69 @@ pub const MASTER_KEY_ENV: &str = "KEYWARD_MASTER_KEY";
 const MASTER_KEY_FILE: &str = "master.key";
 const CHECK_META: &str = "master_key_check";
 pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.txt";
+
+/// Creates the data dir owner-only, or warns (without changing it) about an existing one that
+/// others may read; makes every file in it owner-only.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        return builder.create(dir).with_context(|| format!("cannot create the data directory {}", dir.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("cannot read the data directory {}", dir.display()))?
+            .permissions()
+            .mode();
+        // The operator chose this directory and its mode; say what is wrong, change nothing.
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory is open to other users; consider chmod 700"
+            );
+        }
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read the data directory {}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot make {} readable by its owner only", path.display()))?;
+                tracing::info!(path = %path.display(), "made the file readable by its owner only");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Files that only an earlier start leaves in the data dir.
+pub fn earlier_life(dir: &Path) -> Vec<PathBuf> {
+    [MASTER_KEY_FILE, BOOTSTRAP_FILE].iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect()
+}
+
+/// Refuses to bootstrap a new deployment over the remains of an earlier one: an empty store
+/// beside its master key or bootstrap file means the database was lost, and a fresh admin
+/// would silently replace every key that worked before.
+pub async fn refuse_lost_store(store: &dyn Store, remains: &[PathBuf], store_name: &str) -> anyhow::Result<()> {
+    if remains.is_empty() || store.get_meta(CHECK_META).await?.is_some() {
+        return Ok(());
+    }
+    let names = remains.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and ");
+    anyhow::bail!(
+        "the store {store_name} is empty, but {names} show that this data directory was used before: \
+         the database has probably been lost. Restore it from a backup and start again; or, to begin \
+         a new deployment on purpose, move {names} away first"
+    )
+}
 
 /// Writes `contents` to a new file readable by its owner only.
 pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `keyward serve` flags; each also reads `KEYWARD_<NAME>` from the environment.
 #[derive(Debug, Clone, Default, Args)]
@@ -34,6 +35,15 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "KEYWARD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Seconds a client has to send a request's headers, also the idle keep-alive limit (1–30) [default: 30].
+    #[arg(long, env = "KEYWARD_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Longest pause, in seconds, while a request body arrives (1–3600) [default: 30].
+    #[arg(long, env = "KEYWARD_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
+    /// Connections served at once [default: the open-file limit less 64].
+    #[arg(long, env = "KEYWARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The same settings as read from the TOML file.
@@ -47,6 +57,9 @@ struct FileConfig {
     public_url: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     log_format: Option<String>,
+    header_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// Where the store lives.
@@ -67,7 +80,18 @@ pub struct Config {
     pub public_authority: Option<(String, u16)>,
     pub trusted_proxies: Vec<IpNet>,
     pub json_logs: bool,
+    /// Longest wait for a request's headers, and for the next request on a kept-alive connection.
+    pub header_timeout: Duration,
+    /// Longest pause while a request body arrives.
+    pub body_timeout: Duration,
+    /// Connections served at once; `None` sizes it to the open-file limit at start.
+    pub max_connections: Option<usize>,
 }
+
+/// Default for `header_timeout`, and its ceiling: slow clients must not hold connections long.
+pub const MAX_HEADER_TIMEOUT_S: u64 = 30;
+/// Default for `body_timeout`.
+pub const DEFAULT_BODY_TIMEOUT_S: u64 = 30;
 
 /// Every problem found in the configuration, reported together.
 #[derive(Debug, thiserror::Error)]
@@ -143,8 +167,39 @@ impl Config {
         let public_authority = public_url
             .as_deref()
             .and_then(|u| parse_authority(u).map_err(|e| problems.push(format!("public_url: `{u}` {e}"))).ok());
+        let mut seconds = |name: &str, value: Option<u64>, default: u64, max: u64| match value {
+            None => Duration::from_secs(default),
+            Some(n) if (1..=max).contains(&n) => Duration::from_secs(n),
+            Some(_) => {
+                problems.push(format!("{name}: must be a whole number of seconds from 1 to {max}"));
+                Duration::from_secs(default)
+            }
+        };
+        let header_timeout = seconds(
+            "header_timeout",
+            args.header_timeout.or(file.header_timeout),
+            MAX_HEADER_TIMEOUT_S,
+            MAX_HEADER_TIMEOUT_S,
+        );
+        let body_timeout =
+            seconds("body_timeout", args.body_timeout.or(file.body_timeout), DEFAULT_BODY_TIMEOUT_S, 3600);
+        let max_connections = args.max_connections.or(file.max_connections);
+        if max_connections == Some(0) {
+            problems.push("max_connections: must be at least 1".into());
+        }
         if problems.is_empty() {
-            Ok(Self { listen, data_dir, store, public_url, public_authority, trusted_proxies, json_logs })
+            Ok(Self {
+                listen,
+                data_dir,
+                store,
+                public_url,
+                public_authority,
+                trusted_proxies,
+                json_logs,
+                header_timeout,
+                body_timeout,
+                max_connections,
+            })
         } else {
             Err(ConfigError(problems))
         }
@@ -220,6 +275,24 @@ mod tests {
         assert!(parse_authority("keys.example.com").is_err());
         assert!(parse_authority("https://:80").is_err());
         assert!(parse_authority("https://h:port").is_err());
+    }
+
+    #[test]
+    fn connection_limits_are_bounded() {
+        let c = Config::load(ServeArgs::default()).unwrap();
+        assert_eq!(c.header_timeout, Duration::from_secs(30));
+        assert_eq!(c.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_connections, None);
+        let args = ServeArgs { header_timeout: Some(2), max_connections: Some(5), ..Default::default() };
+        let c = Config::load(args).unwrap();
+        assert_eq!((c.header_timeout, c.max_connections), (Duration::from_secs(2), Some(5)));
+        let args = ServeArgs {
+            header_timeout: Some(31),
+            body_timeout: Some(0),
+            max_connections: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(args).unwrap_err().0.len(), 3);
     }
 
     #[test]

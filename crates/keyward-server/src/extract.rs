@@ -20,10 +20,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             mime == "application/json" || mime.ends_with("+json")
         });
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| ApiError::BadRequest {
-            code: "invalid_body",
-            detail: format!("the request body could not be read: {e}"),
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(body_rejection)?;
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -32,21 +29,70 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the offending field on a type error.
+/// Why a body could not be read: too large (413), too slow (408), or broken off (400).
+pub fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::RequestTimeout;
+        }
+        source = err.source();
+    }
+    ApiError::BadRequest { code: "invalid_body", detail: format!("the request body could not be read: {e}") }
+}
+
+/// Parses one JSON document, naming the offending field on a type error; anything after
+/// the document is malformed JSON too.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field =
-                    if path == "." { unknown_field(&inner.to_string()).unwrap_or_else(|| "body".into()) } else { path };
-                ApiError::field(field, strip_position(&inner.to_string()))
+                let message = inner.to_string();
+                let field = if path == "." { unknown_field(&message).unwrap_or_else(|| "body".into()) } else { path };
+                ApiError::field(field, without_value(strip_position(&message)))
             }
-            _ => ApiError::BadRequest { code: "invalid_json", detail: format!("the body is not valid JSON: {inner}") },
+            _ => invalid_json(&inner),
         }
-    })
+    })?;
+    de.end().map_err(|e| invalid_json(&e))?;
+    Ok(value)
+}
+
+fn invalid_json(e: &serde_json::Error) -> ApiError {
+    // Syntax errors name a position and what was expected, never the text found there.
+    ApiError::BadRequest { code: "invalid_json", detail: format!("the body is not valid JSON: {e}") }
+}
+
+/// serde's messages quote the rejected value ("invalid type: string \"kws_…\", expected u32"),
+/// and that value may be a secret pasted into the wrong field: keep only its kind and what
+/// was expected.
+fn without_value(msg: String) -> String {
+    const EXPECTED: &str = ", expected ";
+    let expected = msg.rfind(EXPECTED).map(|at| &msg[at + EXPECTED.len()..]);
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            // The kind is what precedes the quoted value: "string", "integer", "floating point", …
+            let kind = rest.split(['"', '`', ',']).next().unwrap_or("").trim();
+            let kind = if kind.is_empty() { "a value" } else { kind };
+            return match expected {
+                Some(expected) => format!("{prefix}{kind}, expected {expected}"),
+                None => format!("{prefix}{kind}"),
+            };
+        }
+    }
+    if msg.starts_with("unknown variant ") {
+        return match expected {
+            Some(expected) => format!("unknown variant, expected {expected}"),
+            None => "unknown variant".into(),
+        };
+    }
+    msg
 }
 
 /// serde names an unknown field only in its message: "unknown field `x`, expected …".
@@ -139,6 +185,57 @@ pub fn parse_paging(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: Option<String>,
+        reauth_timeout_s: Option<u32>,
+        status: Option<Status>,
+        ids: Option<Vec<u32>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Status {
+        Active,
+    }
+
+    fn rejection(body: &str) -> String {
+        match parse_json::<Body>(body.as_bytes()) {
+            Ok(b) => panic!("accepted {body}: {b:?}"),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rejected_value_is_never_repeated() {
+        let secret = "kws_2h4kQ9x7VbN3mR8tY6uW1zA5cE0dF4gH7jK9lP2qS3vX";
+        for body in [
+            format!(r#"{{"reauth_timeout_s": "{secret}"}}"#),
+            format!(r#"{{"status": "{secret}"}}"#),
+            format!(r#"{{"ids": ["{secret}"]}}"#),
+            format!(r#"{{"name": ["{secret}"]}}"#),
+            format!(r#"{{"name": "x"}} "{secret}""#),
+        ] {
+            let e = rejection(&body);
+            assert!(!e.contains("kws_"), "{e}");
+        }
+        let e = rejection(&format!(r#"{{"reauth_timeout_s": "{secret}"}}"#));
+        assert!(e.contains("reauth_timeout_s") && e.contains("invalid type: string, expected u32"), "{e}");
+        let e = rejection(&format!(r#"{{"status": "{secret}"}}"#));
+        assert!(e.contains("unknown variant, expected `active`"), "{e}");
+    }
+
+    #[test]
+    fn anything_after_the_document_is_invalid_json() {
+        for body in [r#"{"name": "x"}garbage"#, r#"{"name": "x"} {}"#, r#"{"name": "x"}]"#] {
+            let e = rejection(body);
+            assert!(e.contains("invalid_json"), "{body}: {e}");
+        }
+        assert!(parse_json::<Body>(b"{\"name\": \"x\"} \n").is_ok(), "trailing whitespace is fine");
+    }
 
     fn ip_for(xff: &str, peer: &str, trusted: &[&str]) -> IpAddr {
         let mut headers = HeaderMap::new();

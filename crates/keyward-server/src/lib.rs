@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod connections;
 pub mod extract;
 pub mod handlers;
 pub mod index;
@@ -51,13 +52,12 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    // Whatever the server or SQLite creates from now on is its owner's only.
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
-    }
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let fd_limit = connections::raise_fd_limit();
+    bootstrap::prepare_data_dir(&config.data_dir)?;
+    let remains = bootstrap::earlier_life(&config.data_dir);
     let (master, new_key_file) = bootstrap::load_master_key(
         &config.data_dir,
         std::env::var(bootstrap::MASTER_KEY_ENV).ok().filter(|v| !v.is_empty()),
@@ -66,6 +66,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let sqlite = open_store(&config).await?;
     let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let store_name = match &config.store {
+        StoreLocation::Sqlite(path) => path.display().to_string(),
+        StoreLocation::SqliteUrl(url) => url.clone(),
+    };
+    bootstrap::refuse_lost_store(store.as_ref(), &remains, &store_name).await?;
 
     if let Some(path) = new_key_file {
         if store.get_meta("master_key_check").await?.is_some() {
@@ -129,10 +134,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
     );
-    tracing::info!(%addr, store = ?config.store, "keyward listening");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = connections::ConnectionLimits {
+        header_timeout: config.header_timeout,
+        body_timeout: config.body_timeout,
+        max_connections: config.max_connections.unwrap_or_else(|| connections::default_max_connections(fd_limit)),
+    };
+    tracing::info!(%addr, store = ?config.store, max_connections = limits.max_connections, "keyward listening");
+    connections::serve(listener, app, limits, shutdown_signal()).await;
 
     background.abort();
     if let Err(e) = usage.flush(store.as_ref()).await {

@@ -38,6 +38,10 @@ pub enum ApiError {
     BadRequest { code: &'static str, detail: String },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("request body not received in time")]
+    RequestTimeout,
     #[error("{0}")]
     Internal(String),
 }
@@ -87,6 +91,18 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send the body as application/json".into(),
+                vec![],
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than this endpoint accepts".into(),
+                vec![],
+            ),
+            ApiError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time".into(),
                 vec![],
             ),
         }

@@ -22,7 +22,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             problem_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_unavailable",
-                "the store does not answer".into(),
+                "the store does not answer, or its database file is gone or damaged; the cause is in the log".into(),
                 vec![],
             )
         }

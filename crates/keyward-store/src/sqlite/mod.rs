@@ -13,8 +13,10 @@ use keyward_core::store::{AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, Stat
 use rows::{AuditRow, KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -24,7 +26,23 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The database file as opened; `None` for in-memory databases.
+    file: Option<Arc<FileWatch>>,
 }
+
+/// The database file the pools opened, to notice it deleted or replaced under a running server:
+/// SQLite keeps writing to an unlinked file without complaint, and every such write is lost.
+#[derive(Debug)]
+struct FileWatch {
+    path: PathBuf,
+    /// Device and inode at open.
+    identity: (u64, u64),
+    /// Set once the file was found gone or replaced; a file put back later does not undo it.
+    lost: AtomicBool,
+}
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 const KEY_COLUMNS: &str = "k.id, k.org_id, k.owner_id, k.name, k.description, k.comment, k.scopes, k.expires_at, \
     k.locked, k.network_restrictions, k.reauth_timeout_s, k.created_at, k.created_by, k.updated_at, k.rolled_at, \
@@ -46,6 +64,11 @@ impl SqliteStore {
     }
 
     async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let path = options.get_filename().to_owned();
+        let on_disk = path.as_os_str() != ":memory:" && !path.as_os_str().is_empty();
+        if on_disk {
+            restrict_files(&path)?;
+        }
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit acknowledged to a client is on disk, even across power loss.
@@ -57,7 +80,45 @@ impl SqliteStore {
         MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         let reader =
             SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await.map_err(backend)?;
-        Ok(Self { writer, reader })
+        let file = if on_disk { file_identity(&path).map(|identity| FileWatch::new(path, identity)) } else { None };
+        Ok(Self { writer, reader, file })
+    }
+
+    /// Refuses to go on when the database file is no longer the one opened (deleted, replaced).
+    fn check_file(&self) -> Result<(), StoreError> {
+        let Some(watch) = &self.file else { return Ok(()) };
+        if watch.lost.load(Ordering::Relaxed) {
+            return Err(watch.lost_error());
+        }
+        match std::fs::metadata(&watch.path) {
+            Ok(m) if file_identity_of(&m) == Some(watch.identity) => Ok(()),
+            Ok(_) => Err(watch.mark_lost("replaced")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(watch.mark_lost("deleted")),
+            Err(e) => Err(StoreError::Backend(format!("cannot inspect the database file: {e}"))),
+        }
+    }
+
+    /// The database file still starts as an SQLite database: a cheap probe that catches a file
+    /// overwritten in place, where a full integrity check would read the whole store.
+    fn check_header(&self) -> Result<(), StoreError> {
+        use std::io::Read;
+        let Some(watch) = &self.file else { return Ok(()) };
+        let mut head = Vec::with_capacity(SQLITE_MAGIC.len());
+        std::fs::File::open(&watch.path)
+            .and_then(|f| f.take(SQLITE_MAGIC.len() as u64).read_to_end(&mut head))
+            .map_err(|e| StoreError::Backend(format!("cannot read the database file: {e}")))?;
+        // An empty file is a database whose first pages are still only in the WAL.
+        if head.is_empty() || head.as_slice() == SQLITE_MAGIC {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt("the database file does not start with the SQLite header".into()))
+        }
+    }
+
+    /// Begins a write transaction, unless the database file is gone (the write would be lost).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'_, Sqlite>, StoreError> {
+        self.check_file()?;
+        self.writer.begin().await.map_err(backend)
     }
 
     /// Closes both pools, checkpointing the WAL.
@@ -65,6 +126,73 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+}
+
+impl FileWatch {
+    fn new(path: PathBuf, identity: (u64, u64)) -> Arc<Self> {
+        Arc::new(Self { path, identity, lost: AtomicBool::new(false) })
+    }
+
+    fn lost_error(&self) -> StoreError {
+        StoreError::Backend(format!(
+            "the database file {} was deleted or replaced while the server ran; writes are refused, restart after restoring it",
+            self.path.display()
+        ))
+    }
+
+    fn mark_lost(&self, how: &str) -> StoreError {
+        if !self.lost.swap(true, Ordering::Relaxed) {
+            tracing::error!(path = %self.path.display(), "the database file was {how} under the running server; refusing writes");
+        }
+        self.lost_error()
+    }
+}
+
+/// Makes the database file and SQLite's companions owner-only, creating the file so before
+/// SQLite would create it with the process's default mode.
+fn restrict_files(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            // The directory may not exist or be writable: SQLite reports that better.
+            Err(_) => return Ok(()),
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.is_file()
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+                    StoreError::Backend(format!("cannot make {} readable by its owner only: {e}", file.display()))
+                })?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().as_ref().and_then(file_identity_of)
+}
+
+#[cfg(unix)]
+fn file_identity_of(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((meta.dev(), meta.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity_of(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 /// Appends an audit entry to its org's hash chain, inside the caller's transaction.
@@ -409,7 +537,16 @@ fn push_audit_filter(qb: &mut QueryBuilder<'_, Sqlite>, q: &AuditQuery) {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(backend)?;
+        self.check_file()?;
+        self.check_header()?;
+        // Reads the schema and its version: a file that is not this store's fails here.
+        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(backend)?;
+        if version < 1 {
+            return Err(StoreError::Corrupt("the store's schema is missing".into()));
+        }
         Ok(())
     }
 
@@ -422,7 +559,7 @@ impl Store for SqliteStore {
     }
 
     async fn init_meta(&self, name: &str, value: &str) -> Result<String, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(value)
@@ -439,6 +576,7 @@ impl Store for SqliteStore {
     }
 
     async fn swap_meta(&self, name: &str, expected: &str, value: &str) -> Result<bool, StoreError> {
+        self.check_file()?;
         let done = sqlx::query("UPDATE meta SET value = ? WHERE name = ? AND value = ?")
             .bind(value)
             .bind(name)
@@ -456,7 +594,7 @@ impl Store for SqliteStore {
         key: &KeyRecord,
         events: &[AuditEvent],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs").fetch_one(&mut *tx).await.map_err(backend)?;
         if orgs > 0 {
             return Ok(false);
@@ -489,14 +627,14 @@ impl Store for SqliteStore {
     }
 
     async fn insert_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         insert_org_row(&mut tx, org).await?;
         append_audit(&mut tx, event).await?;
         tx.commit().await.map_err(backend)
     }
 
     async fn update_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE orgs SET name = ?, max_keys_per_user = ?, default_expiry_days = ?, allow_direct_secret = ?, \
              audit_retention_days = ?, hawk_require_payload_hash = ? WHERE id = ?",
@@ -542,14 +680,14 @@ impl Store for SqliteStore {
     }
 
     async fn insert_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         insert_user_row(&mut tx, user).await?;
         append_audit(&mut tx, event).await?;
         tx.commit().await.map_err(backend)
     }
 
     async fn update_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE users SET name = ?, email = ?, status = ?, token_epoch = ? WHERE id = ? AND deleted_at IS NULL",
         )
@@ -570,7 +708,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, id: &UserId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE users SET deleted_at = ?, status = 'disabled' WHERE id = ? AND deleted_at IS NULL")
                 .bind(secs(event.at))
@@ -603,7 +741,7 @@ impl Store for SqliteStore {
             return Err(StoreError::Backend("built-in roles are not stored".into()));
         };
         let perms: Vec<String> = role.permissions.iter().map(ToString::to_string).collect();
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO roles (id, org_id, name, description, permissions, max_keys) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -622,7 +760,7 @@ impl Store for SqliteStore {
 
     async fn update_role(&self, role: &Role, event: &AuditEvent) -> Result<(), StoreError> {
         let perms: Vec<String> = role.permissions.iter().map(ToString::to_string).collect();
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE roles SET name = ?, description = ?, permissions = ?, max_keys = ? WHERE id = ?")
                 .bind(&role.name)
@@ -641,7 +779,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_role(&self, id: &RoleId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("DELETE FROM roles WHERE id = ?").bind(id.as_str()).execute(&mut *tx).await.map_err(backend)?;
         if done.rows_affected() == 0 {
@@ -666,7 +804,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_scope(&self, scope: &ScopeDef, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO scopes (org_id, name, description, resources) VALUES (?, ?, ?, ?)")
             .bind(scope.org_id.as_str())
             .bind(&scope.name)
@@ -761,7 +899,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_key(&self, key: &KeyRecord, limits: &KeyLimits, event: &AuditEvent) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         write_key_row(&mut tx, key, false).await?;
         check_limits(&mut tx, key.owner_id.as_str(), limits).await?;
         append_audit(&mut tx, event).await?;
@@ -774,7 +912,7 @@ impl Store for SqliteStore {
         limits: Option<&KeyLimits>,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         write_key_row(&mut tx, key, true).await?;
         if let Some(limits) = limits {
             check_limits(&mut tx, key.owner_id.as_str(), limits).await?;
@@ -784,7 +922,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         if !tombstone_key(&mut tx, id.as_str(), event.at).await? {
             return Ok(false);
         }
@@ -797,7 +935,7 @@ impl Store for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         for e in events {
             append_audit(&mut tx, e).await?;
         }
@@ -832,7 +970,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_audit(&self, org: &OrgId, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         // The newest entry that goes; its hash becomes the anchor the rest continue from.
         let cut: Option<(i64, String)> =
             sqlx::query_as("SELECT seq, hash FROM audit WHERE org_id = ? AND at < ? ORDER BY seq DESC LIMIT 1")
@@ -866,7 +1004,7 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self.begin_write().await?;
         for u in batch {
             sqlx::query(
                 "UPDATE keys SET last_used_at = ?, last_used_ip = COALESCE(?, last_used_ip) \
@@ -881,5 +1019,46 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         }
         tx.commit().await.map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_file_deleted_or_replaced_under_the_store_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.ping().await.unwrap();
+        store.init_meta("a", "1").await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(store.ping().await.is_err(), "a deleted file is not ready");
+        assert!(store.init_meta("b", "2").await.is_err(), "a write to a deleted file is refused");
+        std::fs::write(&path, b"").unwrap();
+        assert!(store.ping().await.is_err(), "a new file in its place is not the store");
+        assert!(store.swap_meta("a", "1", "2").await.is_err());
+        store.close().await;
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_and_its_companions_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyward.db");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.init_meta("a", "1").await.unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        store.close().await;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(mode(&path), 0o600, "an existing file is fixed");
+        store.close().await;
     }
 }

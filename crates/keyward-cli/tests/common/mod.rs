@@ -224,6 +224,8 @@ impl TestServer {
 
     /// Everything the server printed so far (stdout and stderr).
     pub fn output(&self) -> String {
+        // An empty capture would let a test about leaks pass without looking at anything.
+        assert!(self.clock.is_none(), "an in-process server prints nothing to capture; use TestServer::start");
         self.output.lock().unwrap().clone()
     }
 
@@ -242,12 +244,9 @@ impl TestServer {
         }
     }
 
-    /// Kills the server with SIGKILL: no shutdown code runs. (An in-process server
-    /// cannot be killed so; it stops gracefully.)
+    /// Kills the server with SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
-        if let Some(mut running) = self.in_process.take() {
-            running.stop();
-        }
+        assert!(self.in_process.is_none(), "an in-process server cannot be killed with SIGKILL; use TestServer::start");
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
@@ -338,6 +337,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if let Some(mut running) = self.in_process.take() {
+            running.stop();
+        }
         self.kill9();
     }
 }

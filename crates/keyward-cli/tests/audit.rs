@@ -162,6 +162,31 @@ async fn refused_uses_are_coalesced_per_key_source_and_reason() {
     assert!(!s.get("/v1/audit/export", &s.admin).await.text.contains("definitely-not-the-secret"));
 }
 
+/// No restart and no waiting: the window closes on the server's clock and the next
+/// round of the background writers writes it.
+#[tokio::test]
+async fn a_refused_use_reaches_the_audit_log_when_its_window_closes() {
+    use keyward_core::clock::Clock;
+    let s = TestServer::in_process().await;
+    let (key, _) = s.create_key(json!({"name": "target"})).await;
+    let id = key["id"].as_str().unwrap().to_owned();
+    let start = s.clock().now();
+    for _ in 0..5 {
+        s.get("/v1/me", &Auth::basic(&id, "definitely-not-the-secret")).await.problem(401, "invalid_credentials");
+    }
+    s.clock().advance(std::time::Duration::from_secs(60));
+    s.flush().await;
+    let failed = entries(&s, &format!("action=key.use_failed&target_id={id}")).await;
+    assert!(!failed.is_empty(), "no entry once the window closed");
+    let count: u64 = failed.iter().map(|e| e["details"]["count"].as_u64().unwrap()).sum();
+    assert_eq!(count, 5, "{failed:?}");
+    for e in &failed {
+        assert_eq!(e["details"]["reason"], "invalid_credentials", "{e}");
+        let at = chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap();
+        assert!(at.to_utc() >= start && at.to_utc() <= s.clock().now(), "dated by the server's clock: {e}");
+    }
+}
+
 #[tokio::test]
 async fn verify_finds_an_entry_changed_in_the_database() {
     let s = TestServer::start().await;

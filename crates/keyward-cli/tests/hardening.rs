@@ -109,7 +109,7 @@ async fn connections_over_the_cap_wait_and_are_served_once_others_close() {
     let head = read_head(&mut waiting, Duration::from_secs(3)).await.expect("served once others closed");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     s.get("/healthz", &Auth::None).await.expect(200);
-    assert!(s.output().contains("connection cap reached"), "the operator is told");
+    assert!(s.wait_for_output("connection cap reached").await, "the operator is told");
 }
 
 #[tokio::test]
@@ -131,7 +131,7 @@ async fn sigterm_lets_a_request_in_flight_finish_then_stops() {
     let head = read_head(&mut stream, Duration::from_secs(5)).await.expect("the request in flight is answered");
     assert!(head.starts_with("HTTP/1.1 201"), "{head}");
     s.stop();
-    assert!(s.output().contains("keyward stopped"), "{}", s.output());
+    assert!(s.wait_for_output("keyward stopped").await, "{}", s.output());
     let out = s.output();
     let stopped = out.find("keyward stopped").unwrap();
     assert!(out.find("route=/v1/keys").is_some_and(|at| at < stopped), "{out}");
@@ -268,7 +268,7 @@ async fn a_database_deleted_under_the_server_is_not_ready_and_takes_no_writes() 
     // A file put back in its place is another file: still not ready.
     std::fs::write(s.data_dir().join("keyward.db"), b"").unwrap();
     s.get("/readyz", &Auth::None).await.problem(503, "store_unavailable");
-    assert!(s.output().contains("refusing writes"), "the log says why");
+    assert!(s.wait_for_output("refusing writes").await, "the log says why");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Auth, TestServer, file_mode};
+use keyward_core::clock::Clock;
 use serde_json::{Value, json};
 
 fn secret_of(created: &Value) -> String {
@@ -70,7 +71,7 @@ async fn created_key_has_the_documented_shape_and_authenticates_both_ways() {
 
 #[tokio::test]
 async fn refusals_carry_the_documented_codes() {
-    let s = TestServer::start().await;
+    let s = TestServer::in_process().await;
     s.get("/v1/me", &Auth::None).await.problem(401, "invalid_credentials");
     s.get("/v1/me", &Auth::basic(&s.admin_id, "wrong-secret-wrong-secret")).await.problem(401, "invalid_credentials");
     s.get("/v1/me", &Auth::basic("kw_doesnotexist0000000000", &s.admin_secret))
@@ -100,10 +101,12 @@ async fn refusals_carry_the_documented_codes() {
     let (_, inside) = s.create_key(json!({"name": "lo", "network_restrictions": ["127.0.0.0/8"]})).await;
     s.get("/v1/me", &inside).await.expect(200);
 
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let soon = (s.clock().now() + chrono::Duration::seconds(2)).to_rfc3339();
     let (_, expiring) = s.create_key(json!({"name": "short", "expires_at": soon})).await;
     s.get("/v1/me", &expiring).await.expect(200);
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    s.clock().advance(std::time::Duration::from_secs(1));
+    s.get("/v1/me", &expiring).await.expect(200);
+    s.clock().advance(std::time::Duration::from_secs(2));
     s.get("/v1/me", &expiring).await.problem(401, "key_expired");
 }
 
@@ -122,7 +125,7 @@ async fn checks_apply_in_order_locked_before_expired_before_network() {
 
 #[tokio::test]
 async fn roll_replaces_the_secret_with_an_optional_grace_period() {
-    let s = TestServer::start().await;
+    let s = TestServer::in_process().await;
     let created = s.post("/v1/keys", &s.admin, json!({"name": "rolling"})).await.expect(201);
     let id = id_of(&created);
     let first = secret_of(&created);
@@ -143,10 +146,12 @@ async fn roll_replaces_the_secret_with_an_optional_grace_period() {
     s.get("/v1/me", &Auth::basic(&id, &first)).await.problem(401, "invalid_credentials");
     s.get("/v1/me", &Auth::Bearer(third.clone())).await.expect(200);
 
-    // A short grace period ends.
-    let rolled = s.post(&format!("/v1/keys/{id}/roll"), &s.admin, json!({"grace_period_s": 1})).await.expect(200);
+    // A grace period ends at its last second.
+    let rolled = s.post(&format!("/v1/keys/{id}/roll"), &s.admin, json!({"grace_period_s": 30})).await.expect(200);
     s.get("/v1/me", &Auth::Bearer(third.clone())).await.expect(200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.clock().advance(std::time::Duration::from_secs(29));
+    s.get("/v1/me", &Auth::Bearer(third.clone())).await.expect(200);
+    s.clock().advance(std::time::Duration::from_secs(2));
     s.get("/v1/me", &Auth::Bearer(third)).await.problem(401, "invalid_credentials");
     s.get("/v1/me", &Auth::Bearer(secret_of(&rolled))).await.expect(200);
 
@@ -360,7 +365,7 @@ async fn org_settings_apply_default_expiry_and_can_forbid_direct_secrets() {
 
 #[tokio::test]
 async fn the_list_searches_filters_sorts_pages_and_counts() {
-    let s = TestServer::start().await;
+    let s = TestServer::in_process().await;
     let org_id = s.get("/v1/me", &s.admin).await.expect(200)["org_id"].as_str().unwrap().to_owned();
     s.patch(&format!("/v1/orgs/{org_id}"), &s.admin, json!({"max_keys_per_user": 100})).await.expect(200);
     for i in 0..12 {
@@ -376,9 +381,9 @@ async fn the_list_searches_filters_sorts_pages_and_counts() {
     let (later, _) = s.create_key(json!({"name": "expiring later", "expires_in_days": 90})).await;
     let (locked, _) = s.create_key(json!({"name": "locked one"})).await;
     s.post(&format!("/v1/keys/{}/lock", locked["id"].as_str().unwrap()), &s.admin, json!({})).await.expect(200);
-    let short = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let short = (s.clock().now() + chrono::Duration::seconds(1)).to_rfc3339();
     s.create_key(json!({"name": "about to expire", "expires_at": short})).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.clock().advance(std::time::Duration::from_secs(2));
 
     let all = s.get("/v1/keys?per_page=10", &s.admin).await.expect(200);
     assert_eq!(all["total"], 17);

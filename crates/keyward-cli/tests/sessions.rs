@@ -132,17 +132,25 @@ async fn locking_the_key_ends_its_sessions() {
 
 #[tokio::test]
 async fn rolling_the_key_ends_its_sessions_after_the_grace_period() {
-    let s = TestServer::start().await;
+    let s = TestServer::in_process().await;
     let (key, auth) = s.create_key(json!({"name": "console"})).await;
     let common::Auth::Basic(id, secret) = auth else { unreachable!() };
     let path = format!("/v1/keys/{}", key["id"].as_str().unwrap());
     let mut graced = Browser::new(&s.base);
     assert_eq!(graced.sign_in(&id, &secret).await.0, 201);
-    s.post(&format!("{path}/roll"), &s.admin, json!({"grace_period_s": 60})).await.expect(200);
+    let rolled = s.post(&format!("{path}/roll"), &s.admin, json!({"grace_period_s": 60})).await.expect(200);
     assert_eq!(graced.send(reqwest::Method::GET, "/v1/me", None, false).await.0, 200, "within the grace period");
-    let rolled = s.post(&format!("{path}/roll"), &s.admin, json!({})).await.expect(200);
-    assert_eq!(graced.send(reqwest::Method::GET, "/v1/me", None, false).await.0, 401, "its secret is gone");
+    s.clock().advance(std::time::Duration::from_secs(59));
+    assert_eq!(graced.send(reqwest::Method::GET, "/v1/me", None, false).await.0, 200, "its last second");
+    s.clock().advance(std::time::Duration::from_secs(2));
+    assert_eq!(graced.send(reqwest::Method::GET, "/v1/me", None, false).await.0, 401, "the grace period ended");
     let mut fresh = Browser::new(&s.base);
     assert_eq!(fresh.sign_in(&id, rolled["secret"].as_str().unwrap()).await.0, 201);
     assert_eq!(fresh.send(reqwest::Method::GET, "/v1/me", None, false).await.0, 200);
+    s.post(&format!("{path}/roll"), &s.admin, json!({})).await.expect(200);
+    assert_eq!(
+        fresh.send(reqwest::Method::GET, "/v1/me", None, false).await.0,
+        401,
+        "without grace its secret is gone"
+    );
 }

@@ -1,6 +1,8 @@
 //! The one place that reads the system clock; everything else takes `now`.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 /// Instants in Keyward are UTC with whole-second precision, as the API shows them.
 pub type Timestamp = DateTime<Utc>;
@@ -18,6 +20,40 @@ impl Clock for SystemClock {
     #[allow(clippy::disallowed_methods)]
     fn now(&self) -> Timestamp {
         Utc::now().trunc_subsecs(0)
+    }
+}
+
+/// A clock that moves only when told to, so tests reach an instant without waiting for it.
+#[derive(Debug)]
+pub struct ManualClock {
+    /// Seconds since the Unix epoch.
+    secs: AtomicI64,
+}
+
+impl ManualClock {
+    /// A clock standing at `start` (truncated to whole seconds).
+    #[must_use]
+    pub fn new(start: Timestamp) -> Self {
+        Self { secs: AtomicI64::new(start.timestamp()) }
+    }
+
+    /// Moves the clock forward by `by`, in whole seconds (rounded up, so a wait is never cut short).
+    pub fn advance(&self, by: Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        let secs = secs.saturating_add(i64::from(by.subsec_nanos() > 0));
+        self.secs.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// Puts the clock at `at`, forward or back.
+    pub fn set(&self, at: Timestamp) {
+        self.secs.store(at.timestamp(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        // Out of chrono's range only if set so; the epoch is then as good as any instant.
+        DateTime::from_timestamp(self.secs.load(Ordering::SeqCst), 0).unwrap_or_default()
     }
 }
 
@@ -46,5 +82,24 @@ pub mod serde_rfc3339 {
                 None => s.serialize_none(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_stands_still_until_advanced_or_set() {
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let clock = ManualClock::new(start);
+        assert_eq!(clock.now(), start);
+        assert_eq!(clock.now(), start);
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(clock.now(), start + chrono::Duration::seconds(11));
+        clock.advance(Duration::from_millis(1100));
+        assert_eq!(clock.now(), start + chrono::Duration::seconds(13), "part of a second counts as one");
+        clock.set(start - chrono::Duration::seconds(60));
+        assert_eq!(clock.now(), start - chrono::Duration::seconds(60));
     }
 }

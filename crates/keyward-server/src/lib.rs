@@ -55,7 +55,35 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Whatever the server or SQLite creates from now on is its owner's only.
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    let fd_limit = connections::raise_fd_limit();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let (app, admin) = build(config, Arc::new(SystemClock), listener.local_addr()?).await?;
+    if let Some(admin) = admin {
+        // Printed once, straight to stdout and never through the log.
+        println!(
+            "\nKeyward bootstrap admin API key (shown once; also saved to {}):\n  id:     {}\n  secret: {}\n",
+            admin.file.display(),
+            admin.key_id,
+            admin.secret.expose()
+        );
+    }
+    serve_on(app, listener, shutdown_signal()).await
+}
+
+/// The service built from a configuration and a clock, ready to serve.
+pub struct App {
+    pub state: AppState,
+    sqlite: SqliteStore,
+}
+
+/// Prepares the data dir, opens and bootstraps the store, and builds the state for a
+/// listener at `addr`; returns the bootstrap admin key when one was just created.
+pub async fn build(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    addr: SocketAddr,
+) -> anyhow::Result<(App, Option<bootstrap::BootstrapAdmin>)> {
     bootstrap::prepare_data_dir(&config.data_dir)?;
     let remains = bootstrap::earlier_life(&config.data_dir);
     let (master, new_key_file) = bootstrap::load_master_key(
@@ -86,32 +114,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     bootstrap::check_master_key(store.as_ref(), &keyring).await?;
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    if let Some(admin) = bootstrap::bootstrap(store.as_ref(), &keyring, &config.data_dir, clock.now()).await? {
-        // Printed once, straight to stdout and never through the log.
-        println!(
-            "\nKeyward bootstrap admin API key (shown once; also saved to {}):\n  id:     {}\n  secret: {}\n",
-            admin.file.display(),
-            admin.key_id,
-            admin.secret.expose()
-        );
-    }
+    let admin = bootstrap::bootstrap(store.as_ref(), &keyring, &config.data_dir, clock.now()).await?;
 
     let index = Arc::new(KeyIndex::new(keyring.clone()));
     index.reload(store.as_ref()).await.context("cannot load the key index")?;
     let usage = Arc::new(UsageRecorder::default());
     let tokens = Arc::new(TokenKeys::load(store.as_ref(), keyring.clone(), clock.now()).await?);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let issuer: Arc<str> = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).into();
     let state = AppState {
         config: Arc::new(config.clone()),
-        store: store.clone(),
+        store,
         keyring,
         index,
-        usage: usage.clone(),
+        usage,
         clock,
         failures: Arc::default(),
         nonces: Arc::default(),
@@ -122,7 +137,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: Arc::default(),
         key_writes: Arc::default(),
     };
+    Ok((App { state, sqlite }, admin))
+}
 
+/// Serves `app` on `listener`, with the background writers running, until `shutdown`
+/// resolves; then writes what is pending and closes the store.
+pub async fn serve_on(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let App { state, sqlite } = app;
+    let addr = listener.local_addr()?;
     let background = tokio::spawn(background_writers(state.clone()));
 
     let app = router(state.clone()).layer(
@@ -134,16 +160,19 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
     );
+    let config = &state.config;
     let limits = connections::ConnectionLimits {
         header_timeout: config.header_timeout,
         body_timeout: config.body_timeout,
-        max_connections: config.max_connections.unwrap_or_else(|| connections::default_max_connections(fd_limit)),
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(|| connections::default_max_connections(connections::raise_fd_limit())),
     };
     tracing::info!(%addr, store = ?config.store, max_connections = limits.max_connections, "keyward listening");
-    connections::serve(listener, app, limits, shutdown_signal()).await;
+    connections::serve(listener, app, limits, shutdown).await;
 
     background.abort();
-    if let Err(e) = usage.flush(store.as_ref()).await {
+    if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::warn!(error = %e, "could not write the last last-used times");
     }
     audit::flush_failures(&state, true).await;
@@ -178,25 +207,32 @@ async fn background_writers(state: AppState) {
     let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
-        if let Err(e) = state.usage.flush(state.store.as_ref()).await {
-            tracing::warn!(error = %e, "could not write last-used times; will retry");
-        }
-        audit::flush_failures(&state, false).await;
         // The safety net behind refreshing after each write: a failed refresh, and a full
         // reconciliation every minute.
         let reconcile = ticks.is_multiple_of(RECONCILE_EVERY_TICKS) && ticks > 0;
-        let result = if reconcile {
-            state.index.reload(state.store.as_ref()).await.map(|()| true)
-        } else {
-            state.index.reload_if_stale(state.store.as_ref()).await
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not reload the key index; will retry");
-        }
-        if ticks.is_multiple_of(RETENTION_EVERY_TICKS) {
-            audit::apply_retention(&state).await;
-        }
+        write_in_background_once(&state, reconcile, ticks.is_multiple_of(RETENTION_EVERY_TICKS)).await;
         ticks += 1;
+    }
+}
+
+/// One round of the background writers: pending last-used times, refused uses whose
+/// window has closed by the state's clock, the index (reconciled in full when
+/// `reconcile`), and retention when `retention`. Tests call it instead of waiting a tick.
+pub async fn write_in_background_once(state: &AppState, reconcile: bool, retention: bool) {
+    if let Err(e) = state.usage.flush(state.store.as_ref()).await {
+        tracing::warn!(error = %e, "could not write last-used times; will retry");
+    }
+    audit::flush_failures(state, false).await;
+    let result = if reconcile {
+        state.index.reload(state.store.as_ref()).await.map(|()| true)
+    } else {
+        state.index.reload_if_stale(state.store.as_ref()).await
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not reload the key index; will retry");
+    }
+    if retention {
+        audit::apply_retention(state).await;
     }
 }
 

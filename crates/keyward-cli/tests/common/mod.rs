@@ -1,8 +1,12 @@
 //! Test harness: starts the real `keyward` binary on an ephemeral port with a
-//! temporary data dir, captures everything it prints, and talks HTTP to it.
+//! temporary data dir, captures everything it prints, and talks HTTP to it; or
+//! (`TestServer::in_process`) runs the same service in this process with a manual clock.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support code
 
+pub mod in_process;
+
 use base64::Engine;
+use keyward_core::clock::{Clock, ManualClock, SystemClock};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -36,6 +40,9 @@ pub struct TestServer {
     output: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
     client: reqwest::Client,
+    /// Set for an in-process server: the time it sees, moved only by the test.
+    clock: Option<Arc<ManualClock>>,
+    in_process: Option<in_process::Running>,
 }
 
 pub struct Response {
@@ -96,6 +103,8 @@ impl TestServer {
             output: Arc::new(Mutex::new(String::new())),
             env,
             client: reqwest::Client::new(),
+            clock: None,
+            in_process: None,
         };
         server.launch().await;
         // The banner goes to stdout and the listening line to stderr; their reader threads race.
@@ -111,12 +120,52 @@ impl TestServer {
         server
     }
 
+    /// The service in this process on port 0, with a manual clock that starts at the
+    /// real time (so Hawk and JWT clients outside agree with it until a test moves it).
+    /// It prints nothing to capture: tests about output, start-up or kill -9 use `start`.
+    pub async fn in_process() -> Self {
+        let mut server = TestServer {
+            dir: tempfile::tempdir().expect("tempdir"),
+            base: String::new(),
+            admin: Auth::None,
+            admin_id: String::new(),
+            admin_secret: String::new(),
+            child: None,
+            output: Arc::new(Mutex::new(String::new())),
+            env: Vec::new(),
+            client: reqwest::Client::new(),
+            clock: Some(Arc::new(ManualClock::new(SystemClock.now()))),
+            in_process: None,
+        };
+        server.launch().await;
+        let (id, secret) = server.in_process.as_mut().and_then(|r| r.admin.take()).expect("bootstrap admin key");
+        server.admin = Auth::basic(&id, &secret);
+        (server.admin_id, server.admin_secret) = (id, secret);
+        server
+    }
+
+    /// The in-process server's clock.
+    pub fn clock(&self) -> &ManualClock {
+        self.clock.as_deref().expect("only an in-process server has a manual clock")
+    }
+
+    /// Runs the in-process server's background writers once now, as their next tick would.
+    pub async fn flush(&self) {
+        self.in_process.as_ref().expect("only an in-process server can be flushed").flush().await;
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
     /// Spawns the binary and waits until it listens.
     async fn launch(&mut self) {
+        if let Some(clock) = &self.clock {
+            let running = in_process::Running::start(self.data_dir(), clock.clone()).await;
+            self.base = format!("http://{}", running.addr);
+            self.in_process = Some(running);
+            return;
+        }
         let start_mark = self.output.lock().unwrap().len();
         let mut cmd = Command::new(binary());
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(self.data_dir());
@@ -175,11 +224,29 @@ impl TestServer {
 
     /// Everything the server printed so far (stdout and stderr).
     pub fn output(&self) -> String {
+        // An empty capture would let a test about leaks pass without looking at anything.
+        assert!(self.clock.is_none(), "an in-process server prints nothing to capture; use TestServer::start");
         self.output.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 10 s) until the server has printed `needle`: its output is read by
+    /// another thread, so a line logged just now may not be captured yet.
+    pub async fn wait_for_output(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.output().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     /// Stops the server gracefully (SIGTERM) and waits for it.
     pub fn stop(&mut self) {
+        if let Some(mut running) = self.in_process.take() {
+            running.stop();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(15);
@@ -192,6 +259,7 @@ impl TestServer {
 
     /// Kills the server with SIGKILL: no shutdown code runs.
     pub fn kill9(&mut self) {
+        assert!(self.in_process.is_none(), "an in-process server cannot be killed with SIGKILL; use TestServer::start");
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
@@ -282,6 +350,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if let Some(mut running) = self.in_process.take() {
+            running.stop();
+        }
         self.kill9();
     }
 }

@@ -24,20 +24,29 @@ const MAX_EXPIRES_IN_DAYS: i64 = 36_500;
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     pub name: Option<String>,
     /// Caller-chosen id, `[A-Za-z0-9_.-]{3,64}`; required on import.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,64}$")]
     pub id: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
+    #[schema(max_length = 1024)]
     pub comment: Option<String>,
     /// Role ids; with neither `roles` nor `scopes` the key carries all of its owner's roles.
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<ScopeGrant>>,
     /// A future RFC 3339 time.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    /// 1–36500; instead of `expires_at`.
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<i64>,
     /// At most 10 IPv4/IPv6 addresses or CIDRs.
+    #[schema(max_items = 10)]
     pub network_restrictions: Option<Vec<String>>,
     /// 10–86400, default 60.
+    #[schema(minimum = 10, maximum = 86400)]
     pub reauth_timeout_s: Option<i64>,
     /// The user the key is for (admins only); default the caller.
     pub owner_id: Option<String>,
@@ -65,17 +74,26 @@ impl<'de> Deserialize<'de> for ImportedSecret {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
+    #[schema(max_length = 1024)]
     pub comment: Option<String>,
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<ScopeGrant>>,
     /// A future RFC 3339 time, or `null` for never.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = DateTime)]
     pub expires_at: Option<Option<String>>,
+    /// 1–36500; instead of `expires_at`.
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<i64>,
+    /// At most 10 IPv4/IPv6 addresses or CIDRs.
+    #[schema(max_items = 10)]
     pub network_restrictions: Option<Vec<String>>,
+    /// 10–86400.
+    #[schema(minimum = 10, maximum = 86400)]
     pub reauth_timeout_s: Option<i64>,
 }
 

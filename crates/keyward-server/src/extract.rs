@@ -111,6 +111,21 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpNet]
     hops.first().copied().flatten().unwrap_or(peer)
 }
 
+/// The schema of the `per_page` query parameter: 10, 25, 50 or 100.
+pub struct PerPage;
+
+impl utoipa::PartialSchema for PerPage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .enum_values(Some([10, 25, 50, 100]))
+            .default(Some(25.into()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PerPage {}
+
 /// Parses `page` (from 1) and `per_page` (10, 25, 50 or 100; default 25), adding any problem to `errors`.
 pub fn parse_paging(
     page: Option<&str>,
@@ -134,6 +149,30 @@ pub fn parse_paging(
         }
     };
     (page, per_page)
+}
+
+/// The query parameters of `query` that are not in `declared`, or that appear twice, as
+/// field errors. A Hawk `bewit` may accompany any GET. A name that is not a short plain
+/// parameter name (it could be a pasted secret) is reported as `query`, never echoed.
+pub fn undeclared_query_parameters(query: &str, declared: &[&str], is_get: bool) -> Vec<keyward_core::FieldError> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut errors = Vec::new();
+    for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+        let known = declared.contains(&name.as_ref()) || (is_get && name == "bewit");
+        let plain = !name.is_empty()
+            && name.len() <= 24
+            && !name.starts_with("kws_")
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let field = if plain { name.clone().into_owned() } else { "query".to_owned() };
+        if !known {
+            errors.push(keyward_core::FieldError::new(field, "is not a parameter of this endpoint"));
+        } else if seen.iter().any(|s| *s == name) {
+            errors.push(keyward_core::FieldError::new(field, "is given more than once"));
+        } else {
+            seen.push(name.into_owned());
+        }
+    }
+    errors
 }
 
 #[cfg(test)]

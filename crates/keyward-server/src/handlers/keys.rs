@@ -27,20 +27,26 @@ const NO_STORE: [(axum::http::HeaderName, &str); 1] = [(axum::http::header::CACH
 
 /// Query of `GET /v1/keys`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListKeysParams {
     /// Substring of id, name, description or comment (case-insensitive).
+    #[param(max_length = 255)]
     q: Option<String>,
     /// `active`, `locked` or `expired`.
+    #[param(value_type = Option<KeyStatus>, inline)]
     status: Option<String>,
     owner_id: Option<String>,
     role_id: Option<String>,
     /// Org filter (account admins).
     org_id: Option<String>,
     /// `name`, `created_at`, `expires_at`, `last_used_at` or `status`; `-` prefix for descending. Default `-created_at`.
+    #[param(pattern = "^-?(name|created_at|expires_at|last_used_at|status)$")]
     sort: Option<String>,
     /// From 1.
+    #[param(value_type = Option<u32>, minimum = 1)]
     page: Option<String>,
     /// 10, 25, 50 or 100 (default 25).
+    #[param(value_type = Option<crate::extract::PerPage>, inline)]
     per_page: Option<String>,
 }
 
@@ -48,7 +54,7 @@ pub fn query_error(e: QueryRejection) -> ApiError {
     ApiError::BadRequest { code: "invalid_query", detail: e.body_text() }
 }
 
-fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<KeyQuery, CoreError> {
+fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> ApiResult<KeyQuery> {
     let mut errors = Vec::new();
     let status = p.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
         KeyStatus::parse(s).or_else(|| {
@@ -71,7 +77,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<K
         errors.push(keyward_core::FieldError::new("q", "must be at most 255 characters"));
     }
     if !errors.is_empty() {
-        return Err(CoreError::Validation(errors));
+        return Err(ApiError::InvalidQuery(errors));
     }
     let owner_id = p.owner_id.filter(|s| !s.is_empty()).map(UserId::from_trusted);
     // Without the right to see other users, a caller lists only their own keys.
@@ -79,7 +85,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<K
         owner_id
     } else {
         match owner_id {
-            Some(o) if o != caller.user_id => return Err(CoreError::NotFound { what: "user" }),
+            Some(o) if o != caller.user_id => return Err(CoreError::NotFound { what: "user" }.into()),
             _ => Some(caller.user_id.clone()),
         }
     };
@@ -361,6 +367,7 @@ where
 #[serde(deny_unknown_fields)]
 pub struct RollRequest {
     /// Seconds the old secret stays valid (0–604800, default 0).
+    #[schema(minimum = 0, maximum = 604800)]
     grace_period_s: Option<i64>,
 }
 
@@ -469,8 +476,10 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     /// `lock`, `unlock` or `delete`.
+    #[schema(pattern = "^(lock|unlock|delete)$")]
     action: String,
     /// 1–1000 key ids.
+    #[schema(min_items = 1, max_items = 1000)]
     ids: Vec<String>,
 }
 

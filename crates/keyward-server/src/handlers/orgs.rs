@@ -29,6 +29,8 @@ pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiR
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
+    /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     name: Option<String>,
 }
 
@@ -86,18 +88,20 @@ pub async fn get(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrgRequest {
+    #[schema(min_length = 1, max_length = 255)]
     name: Option<String>,
     /// 1–100000.
+    #[schema(minimum = 1, maximum = 100000)]
     max_keys_per_user: Option<i64>,
     /// 1–36500, or `null` for keys without expiry.
     #[serde(default, deserialize_with = "keyward_core::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 36500)]
     default_expiry_days: Option<Option<i64>>,
     allow_direct_secret: Option<bool>,
     hawk_require_payload_hash: Option<bool>,
-    /// 1–36500 days, or `null` to keep every audit entry.
+    /// 1–36500 days, or `null` to keep every audit entry (account admins only).
     #[serde(default, deserialize_with = "keyward_core::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 36500)]
     audit_retention_days: Option<Option<i64>>,
 }
 

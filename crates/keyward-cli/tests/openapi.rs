@@ -153,8 +153,14 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
     );
     let report = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "schemathesis found problems (or is not installed):\n{report}");
-    let operations: usize =
-        document(&s).await["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    // Schemathesis leaves out the operation that serves the document itself.
+    let operations: usize = document(&s).await["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| ["get", "post", "patch", "delete", "put"].iter().filter(|m| item[**m].is_object()).count())
+        .sum::<usize>()
+        - 1;
     assert!(
         report.contains(&format!("Tested: {operations}")),
         "schemathesis did not test all {operations} operations:\n{report}"

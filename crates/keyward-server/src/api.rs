@@ -410,6 +410,50 @@ mod tests {
     }
 
     #[test]
+    fn the_document_declares_queries_in_query_unique_ids_and_who_may_call() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let mut ids = BTreeSet::new();
+        for e in endpoints() {
+            let op = &doc["paths"][e.path][e.method.to_ascii_lowercase()];
+            let id = op["operationId"].as_str().unwrap().to_owned();
+            assert!(ids.insert(id.clone()), "operation id {id} is used twice");
+            let path_params = e.path.matches('{').count();
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            assert_eq!(params.iter().filter(|p| p["in"] == "path").count(), path_params, "{} {}", e.method, e.path);
+            assert!(params.iter().all(|p| p["in"] == "path" || p["in"] == "query"), "{} {}", e.method, e.path);
+            let security = op["security"].as_array().unwrap();
+            assert_eq!(security.is_empty(), e.need == Need::Public, "{} {}", e.method, e.path);
+            assert_eq!(
+                op["responses"]["400"]["content"][PROBLEM_JSON]["schema"]["$ref"],
+                "#/components/schemas/Problem"
+            );
+            if e.need != Need::Public {
+                assert!(op["responses"]["401"]["content"][PROBLEM_JSON].is_object(), "{} {}", e.method, e.path);
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') && e.path != "/v1/oauth/token" {
+                    assert!(response["content"]["application/json"].is_null(), "{} {} {status}", e.method, e.path);
+                }
+            }
+        }
+        for scheme in SCHEMES.iter().chain(&["hawk_bewit"]) {
+            assert!(doc["components"]["securitySchemes"][scheme].is_object(), "{scheme}");
+        }
+    }
+
+    #[test]
+    fn a_route_accepts_exactly_the_query_parameters_it_declares() {
+        let declared = |method: &str, path: &str| DECLARED_QUERY.get(&(method.into(), path.into())).cloned().unwrap();
+        assert_eq!(
+            declared("GET", "/v1/audit/export"),
+            ["action", "actor_id", "target_id", "from", "to", "org_id", "format"]
+        );
+        assert!(!declared("GET", "/v1/audit").contains(&"format".to_owned()));
+        assert!(declared("GET", "/v1/users/{id}/keys").contains(&"per_page".to_owned()));
+        assert!(declared("GET", "/v1/me").is_empty());
+    }
+
+    #[test]
     fn every_v1_endpoint_requires_a_credential() {
         for e in endpoints() {
             // The token and sign-in endpoints check the key's secret themselves.

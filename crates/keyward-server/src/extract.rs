@@ -189,6 +189,28 @@ mod tests {
     }
 
     #[test]
+    fn only_declared_query_parameters_pass_and_each_other_one_is_named() {
+        let declared = ["status", "page"];
+        let fields = |q: &str, get: bool| -> Vec<(String, String)> {
+            undeclared_query_parameters(q, &declared, get).into_iter().map(|e| (e.field, e.message)).collect()
+        };
+        assert!(fields("status=active&page=2", true).is_empty());
+        assert!(fields("", true).is_empty());
+        assert!(fields("bewit=abc&page=1", true).is_empty(), "a bewit may accompany a GET");
+        assert_eq!(fields("bewit=abc", false)[0].0, "bewit", "but nothing else");
+        assert_eq!(
+            fields("target_type=key", true),
+            [("target_type".into(), "is not a parameter of this endpoint".into())]
+        );
+        assert_eq!(fields("page=1&page=2", true), [("page".into(), "is given more than once".into())]);
+        assert_eq!(fields("a=1&status=x&b", true).iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        // Anything that is not a short plain name is never echoed: it could be a secret.
+        for odd in ["kws_abc", "Secret", "a%20b", "x".repeat(25).as_str(), "%E2%9C%93"] {
+            assert_eq!(fields(odd, true)[0].0, "query", "{odd}");
+        }
+    }
+
+    #[test]
     fn forwarded_addresses_count_only_from_trusted_proxies() {
         let t = ["10.0.0.0/8"];
         assert_eq!(ip_for("203.0.113.9", "10.0.0.2", &t).to_string(), "203.0.113.9");

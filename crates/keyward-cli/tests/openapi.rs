@@ -235,6 +235,8 @@ async fn a_bad_query_value_is_400_invalid_query_naming_it_on_every_endpoint_fami
         ("/v1/users?status=asleep".to_owned(), "status"),
         ("/v1/users?page=-1".to_owned(), "page"),
         ("/v1/roles?per_page=7".to_owned(), "per_page"),
+        ("/v1/orgs?per_page=7".to_owned(), "per_page"),
+        ("/v1/scopes?page=0".to_owned(), "page"),
         ("/v1/roles?page=x".to_owned(), "page"),
         ("/v1/audit?to=tomorrow".to_owned(), "to"),
         ("/v1/audit?per_page=1000".to_owned(), "per_page"),
@@ -248,4 +250,26 @@ async fn a_bad_query_value_is_400_invalid_query_naming_it_on_every_endpoint_fami
     // Every bad value at once.
     let p = s.get("/v1/users?kind=robot&page=0", &s.admin).await.problem(400, "invalid_query");
     assert_eq!(p["errors"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn every_list_takes_page_and_per_page() {
+    let s = TestServer::start().await;
+    for name in ["one", "two"] {
+        s.post("/v1/orgs", &s.admin, json!({"name": name})).await.expect(201);
+    }
+    // Without paging the organizations and scopes come whole, as before.
+    let whole = s.get("/v1/orgs", &s.admin).await.expect(200);
+    assert_eq!(whole["items"].as_array().unwrap().len(), 3);
+    let first = s.get("/v1/orgs?per_page=10", &s.admin).await.expect(200);
+    assert_eq!(
+        (first["page"].clone(), first["per_page"].clone(), first["total"].clone()),
+        (json!(1), json!(10), json!(3))
+    );
+    let beyond = s.get("/v1/orgs?page=2&per_page=10", &s.admin).await.expect(200);
+    assert!(beyond["items"].as_array().unwrap().is_empty());
+    assert_eq!(beyond["total"], 3);
+    let scopes = s.get("/v1/scopes?page=1&per_page=25", &s.admin).await.expect(200);
+    assert_eq!(scopes["per_page"], 25);
+    assert_eq!(scopes["items"][0]["name"], "keyward");
 }

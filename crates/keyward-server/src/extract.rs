@@ -126,6 +126,30 @@ impl utoipa::PartialSchema for PerPage {
 
 impl utoipa::ToSchema for PerPage {}
 
+/// The paging of a list, for lists whose other parameters are not a struct of their own.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// From 1.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    pub page: Option<String>,
+    /// 10, 25, 50 or 100 (default 25).
+    #[param(value_type = Option<PerPage>, inline)]
+    pub per_page: Option<String>,
+}
+
+impl PageParams {
+    /// The page asked for; a list that names neither `page` nor `per_page` comes whole, as one page of `all`.
+    pub fn or_whole(&self, all: usize) -> Result<(u32, u32), ApiError> {
+        if self.page.is_none() && self.per_page.is_none() {
+            return Ok((1, u32::try_from(all).unwrap_or(u32::MAX).max(1)));
+        }
+        let mut errors = Vec::new();
+        let paging = parse_paging(self.page.as_deref(), self.per_page.as_deref(), &mut errors);
+        if errors.is_empty() { Ok(paging) } else { Err(ApiError::InvalidQuery(errors)) }
+    }
+}
+
 /// Parses `page` (from 1) and `per_page` (10, 25, 50 or 100; default 25), adding any problem to `errors`.
 pub fn parse_paging(
     page: Option<&str>,

@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditView, Format, VerifyReport, export, verify};
 use crate::auth::Caller;
-use crate::extract::parse_paging;
+use crate::extract::{PageParams, parse_paging};
 use crate::handlers::keys::query_error;
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -36,18 +36,6 @@ pub struct AuditParams {
     to: Option<String>,
     /// Org filter (account admins; default: every org they see).
     org_id: Option<String>,
-}
-
-/// Paging of `GET /v1/audit`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// From 1.
-    #[param(value_type = Option<u32>, minimum = 1)]
-    page: Option<String>,
-    /// 10, 25, 50 or 100 (default 25).
-    #[param(value_type = Option<crate::extract::PerPage>, inline)]
-    per_page: Option<String>,
 }
 
 /// The format of `GET /v1/audit/export`.

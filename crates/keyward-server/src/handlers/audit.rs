@@ -84,7 +84,7 @@ fn parse_query(caller: &Principal, p: &AuditParams, errors: &mut Vec<FieldError>
 
 /// Audit entries, newest first, with filters and paging.
 #[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditParams, PageParams),
-    responses((status = 200, body = Page<AuditView>)))]
+    responses((status = 200, body = Page<AuditView>), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -111,7 +111,7 @@ pub async fn list(
     responses((status = 200, description = "Every matching entry, streamed", content(
         (String = "application/x-ndjson"),
         (String = "text/csv"),
-    ))))]
+    )), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn export_entries(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -157,7 +157,7 @@ pub struct VerifyParams {
 }
 
 /// Re-walks the hash chain and names the first entry that does not fit.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyParams), responses((status = 200, body = VerifyReport)))]
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyParams), responses((status = 200, body = VerifyReport), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn verify_chain(
     State(state): State<AppState>,
     Caller(caller): Caller,

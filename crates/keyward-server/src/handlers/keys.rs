@@ -106,7 +106,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> ApiResul
 
 /// List keys with search, filters, sorting, paging and per-status counts.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListKeysParams),
-    responses((status = 200, body = KeyList), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyList), (status = 404, description = "`owner_id` or `org_id` names nobody the caller sees (`not_found`)", body = crate::problem::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -209,7 +209,7 @@ async fn create_key(
 
 /// Creates a key for the caller, or for `owner_id` (admins). The secret is in this response only.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = KeyWithSecret), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 201, body = KeyWithSecret), (status = 404, description = "No such owner, or not visible to the caller (`not_found`)", body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -225,7 +225,7 @@ pub async fn create(
 
 /// Imports an existing key with its id and secret; the secret is never echoed.
 #[utoipa::path(post, path = "/v1/keys/import", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = ImportedKey), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 201, body = ImportedKey), (status = 404, description = "No such owner, or not visible to the caller (`not_found`)", body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn import(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -300,7 +300,7 @@ async fn save(
 
 /// Changes a key's name, description, comment, roles, scopes, expiry, networks or reauthentication timeout.
 #[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
-    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -373,7 +373,7 @@ pub struct RollRequest {
 
 /// Replaces the secret; the old one stays valid for the grace period.
 #[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", params(("id" = String, Path)), request_body = RollRequest,
-    responses((status = 200, body = KeyWithSecret), (status = 404, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyWithSecret), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
 pub async fn roll(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -416,7 +416,7 @@ async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, 
 
 /// Disables a key without changing its secret or roles.
 #[utoipa::path(post, path = "/v1/keys/{id}/lock", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
 pub async fn lock(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -429,7 +429,7 @@ pub async fn lock(
 
 /// Re-enables a locked key.
 #[utoipa::path(post, path = "/v1/keys/{id}/unlock", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
 pub async fn unlock(
     State(state): State<AppState>,
     Caller(caller): Caller,

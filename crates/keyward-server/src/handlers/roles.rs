@@ -33,7 +33,7 @@ pub struct ListRolesParams {
 }
 
 /// The built-in roles and the org's custom roles.
-#[utoipa::path(get, path = "/v1/roles", tag = "roles", params(ListRolesParams), responses((status = 200, body = Page<RoleView>)))]
+#[utoipa::path(get, path = "/v1/roles", tag = "roles", params(ListRolesParams), responses((status = 200, body = Page<RoleView>), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -43,7 +43,7 @@ pub struct ListUsersParams {
 
 /// Users the caller can see, newest first.
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListUsersParams),
-    responses((status = 200, body = Page<UserView>), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = Page<UserView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -167,7 +167,7 @@ pub async fn get(
 /// Changes a user's name, email, roles or status. Keys follow: a disabled
 /// user's keys stop working, and a key never exceeds its owner's new roles.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = UserView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = UserView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,

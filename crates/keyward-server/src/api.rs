@@ -4,8 +4,7 @@
 use crate::auth::authorize;
 use crate::extract::undeclared_query_parameters;
 use crate::handlers::{audit, keys, me, oauth, ops, orgs, roles, scopes, sessions, users, verify};
-use crate::problem::ApiError;
-use crate::problem::problem_response;
+use crate::problem::{ApiError, problem_response};
 use crate::state::AppState;
 use axum::Router;
 use axum::http::{Method, StatusCode};
@@ -14,7 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use keyward_core::permission::Access::{Read, Write};
 use keyward_core::policy::Need;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
 use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, ParameterIn};
@@ -272,7 +271,7 @@ fn apply_conventions(op: &mut Operation, method: &str, path: &str, need: Need) {
     if path.contains('{') {
         common.push(("404", "No such resource, or not visible to the caller (`not_found`)"));
     }
-    let mut by_status: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    let mut by_status: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (status, description) in common {
         by_status.entry(status).or_default().push(description);
     }

@@ -116,6 +116,8 @@ async fn the_document_declares_query_parameters_security_and_problem_documents()
     assert_eq!(create["properties"]["reauth_timeout_s"]["minimum"], 10);
     assert_eq!(create["properties"]["reauth_timeout_s"]["maximum"], 86_400);
     assert_eq!(create["properties"]["network_restrictions"]["maxItems"], 10);
+    let import = &doc["paths"]["/v1/keys/import"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(import["allOf"][1]["required"], json!(["id", "secret"]), "{import}");
 }
 
 #[tokio::test]

@@ -183,6 +183,18 @@ impl utoipa::Modify for Conventions {
                 apply_conventions(op, method, path, need);
             }
         }
+        // An import is a create body that must also carry `id` and `secret`.
+        if let Some(op) = doc.paths.paths.get_mut("/v1/keys/import").and_then(|item| item.post.as_mut())
+            && let Some(body) = op.request_body.as_mut().and_then(|b| b.content.get_mut("application/json"))
+        {
+            let required = utoipa::openapi::ObjectBuilder::new().required("id").required("secret");
+            body.schema = Some(
+                utoipa::openapi::AllOfBuilder::new()
+                    .item(Ref::from_schema_name("CreateKeyRequest"))
+                    .item(required)
+                    .into(),
+            );
+        }
     }
 }
 

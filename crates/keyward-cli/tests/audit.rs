@@ -76,7 +76,7 @@ async fn each_key_action_writes_exactly_one_entry_naming_actor_key_source_and_ou
     assert!(entries(&s, "actor_id=usr_nobody").await.is_empty());
     assert!(entries(&s, "from=2099-01-01T00:00:00Z").await.is_empty());
     assert_eq!(entries(&s, "to=2099-01-01T00:00:00Z").await.len(), entries(&s, "").await.len());
-    let p = s.get("/v1/audit?from=yesterday", &s.admin).await.problem(422, "validation_failed");
+    let p = s.get("/v1/audit?from=yesterday", &s.admin).await.problem(400, "invalid_query");
     assert_eq!(p["field"], "from");
     // Paging.
     let page = s.get("/v1/audit?per_page=10&page=1", &s.admin).await.expect(200);
@@ -261,7 +261,8 @@ async fn export_streams_csv_and_ndjson_with_filters() {
     let parsed: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(parsed.len(), 1);
     assert_eq!(parsed[0]["action"], "key.lock");
-    s.get("/v1/audit/export?format=xml", &s.admin).await.problem(422, "validation_failed");
+    let p = s.get("/v1/audit/export?format=xml", &s.admin).await.problem(400, "invalid_query");
+    assert_eq!(p["field"], "format");
 
     let (status, out, _) = s.run_cli(&[
         "audit",

@@ -45,7 +45,10 @@ fn parse_role_ids(p: &mut Problems, roles: &[String]) -> Vec<RoleId> {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     pub name: Option<String>,
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     /// `human` (default) or `service` (a Service Requestor: API only).
     pub kind: Option<UserKind>,
@@ -82,10 +85,11 @@ impl CreateUserRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
     /// An address, or `null` to remove it.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, max_length = 254)]
     pub email: Option<Option<String>>,
     pub roles: Option<Vec<String>>,
     /// `active` or `disabled`; a disabled user's keys stop working.
@@ -120,11 +124,15 @@ impl UpdateUserRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleRequest {
+    /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     pub name: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     /// `<scope>:<resource>:read|write`; `*` stands for any scope or resource.
     pub permissions: Option<Vec<String>>,
     /// Keys per holder that carry this role (1–100000); absent for no cap.
+    #[schema(minimum = 1, maximum = 100000)]
     pub max_keys: Option<i64>,
 }
 
@@ -132,12 +140,14 @@ pub struct CreateRoleRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoleRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     pub permissions: Option<Vec<String>>,
     /// A cap, or `null` to remove it.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 100000)]
     pub max_keys: Option<Option<i64>>,
 }
 
@@ -221,9 +231,12 @@ impl UpdateRoleRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateScopeRequest {
     /// Lowercase letters, digits, `_`, `-`, `.`; 1–64 chars; not `keyward`.
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub name: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     /// 1–100 resource names, same rules as the name.
+    #[schema(value_type = Vec<String>, required = true, min_items = 1, max_items = 100)]
     pub resources: Option<Vec<String>>,
 }
 

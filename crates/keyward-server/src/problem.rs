@@ -36,6 +36,9 @@ pub enum ApiError {
     StaleTimestamp(String),
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
+    /// Query parameters that are unknown, repeated or out of range, each named like a validation error.
+    #[error("invalid query")]
+    InvalidQuery(Vec<FieldError>),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("request body too large")]
@@ -87,6 +90,11 @@ impl ApiError {
                 vec![],
             ),
             ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail.clone(), vec![]),
+            ApiError::InvalidQuery(errors) => {
+                let detail =
+                    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+                (StatusCode::BAD_REQUEST, "invalid_query", detail, errors.clone())
+            }
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

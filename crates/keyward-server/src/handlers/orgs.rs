@@ -1,11 +1,13 @@
 //! `/v1/orgs`: organizations and their settings.
 
 use crate::auth::Caller;
-use crate::extract::{ApiJson, ClientIp};
+use crate::extract::{ApiJson, ClientIp, PageParams};
+use crate::handlers::keys::query_error;
 use crate::problem::ApiResult;
 use crate::state::{AppState, audit_event};
 use crate::views::{OrgView, Page};
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::CoreError;
@@ -17,18 +19,25 @@ use serde::Deserialize;
 use serde_json::json;
 
 /// Organizations the caller can see.
-#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, body = Page<OrgView>)))]
-pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<axum::Json<Page<OrgView>>> {
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", params(PageParams), responses((status = 200, body = Page<OrgView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> ApiResult<axum::Json<Page<OrgView>>> {
+    let Query(paging) = params.map_err(query_error)?;
     let orgs = state.store.list_orgs().await?;
     let views: Vec<OrgView> = orgs.iter().filter(|o| caller.sees_org(&o.id)).map(OrgView::from).collect();
-    let n = u32::try_from(views.len()).unwrap_or(u32::MAX).max(1);
-    Ok(axum::Json(Page::of(views, 1, n)))
+    let (page, per_page) = paging.or_whole(views.len())?;
+    Ok(axum::Json(Page::of(views, page, per_page)))
 }
 
 /// Body of `POST /v1/orgs`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
+    /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     name: Option<String>,
 }
 
@@ -83,18 +92,20 @@ pub async fn get(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrgRequest {
+    #[schema(min_length = 1, max_length = 255)]
     name: Option<String>,
     /// 1–100000.
+    #[schema(minimum = 1, maximum = 100000)]
     max_keys_per_user: Option<i64>,
     /// 1–36500, or `null` for keys without expiry.
     #[serde(default, deserialize_with = "keyward_core::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 36500)]
     default_expiry_days: Option<Option<i64>>,
     allow_direct_secret: Option<bool>,
     hawk_require_payload_hash: Option<bool>,
-    /// 1–36500 days, or `null` to keep every audit entry.
+    /// 1–36500 days, or `null` to keep every audit entry (account admins only).
     #[serde(default, deserialize_with = "keyward_core::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 36500)]
     audit_retention_days: Option<Option<i64>>,
 }
 

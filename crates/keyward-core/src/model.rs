@@ -39,6 +39,7 @@ impl Default for OrgSettings {
 
 pub const MAX_KEYS_PER_USER_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
 pub const DEFAULT_EXPIRY_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=36_500;
+pub const AUDIT_RETENTION_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=36_500;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {

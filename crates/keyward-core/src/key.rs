@@ -383,6 +383,8 @@ pub enum AuthFailure {
     KeyLocked,
     KeyExpired,
     IpNotAllowed,
+    /// Too many failed attempts for this key id or from this address: wait, then try again.
+    TooManyAttempts,
 }
 
 impl AuthFailure {
@@ -393,6 +395,7 @@ impl AuthFailure {
             AuthFailure::KeyLocked => "key_locked",
             AuthFailure::KeyExpired => "key_expired",
             AuthFailure::IpNotAllowed => "ip_not_allowed",
+            AuthFailure::TooManyAttempts => "too_many_attempts",
         }
     }
 }

@@ -219,6 +219,14 @@ pub struct GraceSecret {
     pub valid_until: Timestamp,
 }
 
+impl GraceSecret {
+    /// The grace rule, the one place it is written: the old secret works until `valid_until`, exclusive.
+    #[must_use]
+    pub fn accepts(&self, now: Timestamp) -> bool {
+        now < self.valid_until
+    }
+}
+
 /// An API key as stored. Never serialized to clients as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -248,6 +256,12 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// The previous secret, while its grace period lets it be used at `now`.
+    #[must_use]
+    pub fn accepts_previous(&self, now: Timestamp) -> Option<&GraceSecret> {
+        self.previous_secret.as_ref().filter(|p| p.accepts(now))
+    }
+
     /// The status at `now`: locked beats expired.
     #[must_use]
     pub fn status(&self, now: Timestamp) -> KeyStatus {

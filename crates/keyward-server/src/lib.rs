@@ -14,12 +14,15 @@ pub mod problem;
 pub mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod usage;
 pub mod views;
 
 use crate::config::{Config, StoreLocation};
-use crate::index::{KeyIndex, UsageRecorder};
+use crate::index::KeyIndex;
+use crate::nonce::NonceCache;
 use crate::state::AppState;
 use crate::tokens::TokenKeys;
+use crate::usage::UsageRecorder;
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request};
 use keyward_core::clock::{Clock, SystemClock};
@@ -35,6 +38,8 @@ pub use api::router;
 
 /// How often pending last-used times are written.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// How often closed windows of refused uses are looked for.
+const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The key index is reconciled with the store every minute.
 const RECONCILE_EVERY_TICKS: u64 = 30;
 /// Retention runs at start and then hourly.
@@ -82,6 +87,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     bootstrap::check_master_key(store.as_ref(), &keyring).await?;
 
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Hawk nonces are remembered from here on; requests signed earlier are sent back to re-sign.
+    let started = clock.now();
     if let Some(admin) = bootstrap::bootstrap(store.as_ref(), &keyring, &config.data_dir, clock.now()).await? {
         // Printed once, straight to stdout and never through the log.
         println!(
@@ -109,7 +116,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         usage: usage.clone(),
         clock,
         failures: Arc::default(),
-        nonces: Arc::default(),
+        failures_due: Arc::default(),
+        throttle: Arc::default(),
+        nonces: Arc::new(NonceCache::since(started)),
         tokens,
         issuer,
         sessions: Arc::default(),
@@ -119,6 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let background = tokio::spawn(background_writers(state.clone()));
+    let refusals = tokio::spawn(refusal_writer(state.clone()));
 
     let app = router(state.clone()).layer(
         TraceLayer::new_for_http()
@@ -135,6 +145,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
 
     background.abort();
+    refusals.abort();
     if let Err(e) = usage.flush(store.as_ref()).await {
         tracing::warn!(error = %e, "could not write the last last-used times");
     }
@@ -163,8 +174,20 @@ fn hawk_authority(config: &Config, addr: SocketAddr) -> Option<(Vec<String>, u16
     Some((hosts, addr.port()))
 }
 
+/// Writes refused uses to the audit log: a window's first refusal as soon as it
+/// happens, the rest when the window closes (checked every second).
+async fn refusal_writer(state: AppState) {
+    loop {
+        tokio::select! {
+            () = state.failures_due.notified() => {},
+            () = tokio::time::sleep(REFUSAL_CHECK_INTERVAL) => {},
+        }
+        audit::flush_failures(&state, false).await;
+    }
+}
+
 /// Writes what accompanies requests in batches: last-used times every two
-/// seconds, coalesced refused uses as their windows close, retention hourly.
+/// seconds, the index reconciled every minute, retention hourly.
 async fn background_writers(state: AppState) {
     let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
     let mut ticks: u64 = 0;
@@ -173,7 +196,6 @@ async fn background_writers(state: AppState) {
         if let Err(e) = state.usage.flush(state.store.as_ref()).await {
             tracing::warn!(error = %e, "could not write last-used times; will retry");
         }
-        audit::flush_failures(&state, false).await;
         // The safety net behind refreshing after each write: a failed refresh, and a full
         // reconciliation every minute.
         let reconcile = ticks.is_multiple_of(RECONCILE_EVERY_TICKS) && ticks > 0;

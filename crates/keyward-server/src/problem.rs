@@ -34,6 +34,9 @@ pub enum ApiError {
     /// A Hawk request with a valid MAC but a timestamp outside the window; carries the challenge.
     #[error("stale Hawk timestamp")]
     StaleTimestamp(String),
+    /// Too many failed attempts for the key id or from the address; carries `Retry-After`.
+    #[error("too many failed attempts")]
+    TooManyAttempts { retry_after_s: u64 },
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("unsupported media type")]
@@ -82,6 +85,12 @@ impl ApiError {
                 "the Hawk timestamp is outside the allowed clock skew; see WWW-Authenticate".into(),
                 vec![],
             ),
+            ApiError::TooManyAttempts { retry_after_s } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                AuthFailure::TooManyAttempts.code(),
+                format!("too many failed attempts to authenticate; try again in {retry_after_s} s"),
+                vec![],
+            ),
             ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail.clone(), vec![]),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -99,6 +108,7 @@ fn auth_detail(f: AuthFailure) -> &'static str {
         AuthFailure::KeyLocked => "this API key is locked",
         AuthFailure::KeyExpired => "this API key has expired",
         AuthFailure::IpNotAllowed => "this API key may not be used from this network address",
+        AuthFailure::TooManyAttempts => "too many failed attempts to authenticate; wait and try again",
     }
 }
 
@@ -130,6 +140,8 @@ impl IntoResponse for ApiError {
             && let Ok(value) = HeaderValue::from_str(challenge)
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        } else if let ApiError::TooManyAttempts { retry_after_s } = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         } else if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\", Bearer, Hawk"));

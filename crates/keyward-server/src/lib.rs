@@ -56,6 +56,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Hawk nonces are remembered from here on; requests signed earlier are sent back to re-sign.
+    let started = clock.now();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
     #[cfg(unix)]
@@ -86,9 +89,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     bootstrap::check_master_key(store.as_ref(), &keyring).await?;
 
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // Hawk nonces are remembered from here on; requests signed earlier are sent back to re-sign.
-    let started = clock.now();
     if let Some(admin) = bootstrap::bootstrap(store.as_ref(), &keyring, &config.data_dir, clock.now()).await? {
         // Printed once, straight to stdout and never through the log.
         println!(
@@ -103,6 +103,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     index.reload(store.as_ref()).await.context("cannot load the key index")?;
     let usage = Arc::new(UsageRecorder::default());
     let tokens = Arc::new(TokenKeys::load(store.as_ref(), keyring.clone(), clock.now()).await?);
+    // Hawk requests signed in the second the process started are refused (the process before
+    // may have seen them); listen only once that second is over, so no fresh request meets it.
+    let second_over = (started.timestamp() + 1) * 1000 - clock.now().timestamp_millis();
+    tokio::time::sleep(Duration::from_millis(u64::try_from(second_over).unwrap_or(0))).await;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -128,7 +132,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
 
     let background = tokio::spawn(background_writers(state.clone()));
-    let refusals = tokio::spawn(refusal_writer(state.clone()));
+    let (stop_refusals, stop) = tokio::sync::oneshot::channel();
+    let refusals = tokio::spawn(refusal_writer(state.clone(), stop));
 
     let app = router(state.clone()).layer(
         TraceLayer::new_for_http()
@@ -145,11 +150,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
 
     background.abort();
-    refusals.abort();
+    // Stopped, not aborted: a write under way finishes, then what is left of every window follows.
+    let _ = stop_refusals.send(());
+    if let Err(e) = refusals.await {
+        tracing::warn!(error = %e, "the refused-use writer failed");
+    }
     if let Err(e) = usage.flush(store.as_ref()).await {
         tracing::warn!(error = %e, "could not write the last last-used times");
     }
-    audit::flush_failures(&state, true).await;
     sqlite.close().await;
     tracing::info!("keyward stopped");
     Ok(())
@@ -175,15 +183,18 @@ fn hawk_authority(config: &Config, addr: SocketAddr) -> Option<(Vec<String>, u16
 }
 
 /// Writes refused uses to the audit log: a window's first refusal as soon as it
-/// happens, the rest when the window closes (checked every second).
-async fn refusal_writer(state: AppState) {
+/// happens, the rest when the window closes (checked every second), and
+/// everything still open when told to stop.
+async fn refusal_writer(state: AppState, mut stop: tokio::sync::oneshot::Receiver<()>) {
     loop {
         tokio::select! {
+            _ = &mut stop => break,
             () = state.failures_due.notified() => {},
             () = tokio::time::sleep(REFUSAL_CHECK_INTERVAL) => {},
         }
         audit::flush_failures(&state, false).await;
     }
+    audit::flush_failures(&state, true).await;
 }
 
 /// Writes what accompanies requests in batches: last-used times every two

@@ -779,6 +779,49 @@ mod tests {
     }
 
     #[test]
+    fn the_bewit_judge_takes_both_live_secrets_and_caps_the_lifetime() {
+        let f = fixture();
+        let now = t0();
+        let bewit = |secret: &Secret, exp: i64| {
+            let exp_text = exp.to_string();
+            let input = hawk::MacInput {
+                ts: &exp_text,
+                method: "GET",
+                resource: "/v1/me",
+                host: "h",
+                port: 80,
+                ext: Some(""),
+                ..hawk::MacInput::default()
+            };
+            let mac = hawk::mac(
+                hawk::Algorithm::Sha256,
+                secret.expose().as_bytes(),
+                &hawk::normalized_string(hawk::MacKind::Bewit, &input),
+            );
+            Bewit { id: "kw_judged".into(), exp, mac, ext: String::new() }
+        };
+        let judge = |b: &Bewit, at: Timestamp| {
+            let req = BewitRequest { bewit: b, resource: "/v1/me", host: "h", port: 80 };
+            code(judge_bewit(Some(&f.key), &f.keyring, &req, at, ip("10.0.0.1")))
+        };
+        let soon = now.timestamp() + 30;
+        let wrong = Secret::generate();
+        let table = [
+            (bewit(&f.secret, soon), now, "valid"),
+            (bewit(&f.old, soon), now, "valid"),
+            (bewit(&f.old, soon + 3_600), now + Duration::seconds(59), "valid"),
+            (bewit(&f.old, soon + 3_600), now + Duration::seconds(60), "invalid_credentials"),
+            (bewit(&wrong, soon), now, "invalid_credentials"),
+            (bewit(&f.secret, soon), now + Duration::seconds(30), "invalid_credentials"),
+            (bewit(&f.secret, now.timestamp() + MAX_BEWIT_TTL_SECS + 1), now, "invalid_credentials"),
+            (bewit(&f.secret, now.timestamp() + MAX_BEWIT_TTL_SECS), now, "valid"),
+        ];
+        for (i, (b, at, expected)) in table.iter().enumerate() {
+            assert_eq!(judge(b, *at), *expected, "case {i}");
+        }
+    }
+
+    #[test]
     fn verify_tells_a_refusal_and_the_key_only_within_the_callers_reach() {
         let f = fixture();
         let mine = |o: &OrgId| o.as_str() == "org_1";

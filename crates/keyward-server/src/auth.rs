@@ -255,9 +255,11 @@ pub async fn authorize(
                     payload: payload.as_deref(),
                 },
             };
-            let verdict = state.index.authenticate_hawk(&request, now, ip, &state.nonces);
-            let secret = verdict.as_ref().ok().map(|(_, s)| s.clone());
-            let principal = judged(verdict.map(|(p, _)| p), true).map_err(refusal_error)?;
+            let (verdict, secret) = match state.index.authenticate_hawk(&request, now, ip, &state.nonces) {
+                Ok((principal, secret)) => (Ok(principal), Some(secret)),
+                Err(refusal) => (Err(refusal), None),
+            };
+            let principal = judged(verdict, true).map_err(refusal_error)?;
             if let Some(bytes) = payload {
                 body = Some(Body::from(bytes));
             }

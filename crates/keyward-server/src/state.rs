@@ -95,13 +95,16 @@ impl AppState {
         now: Timestamp,
     ) -> Result<Principal, Refusal> {
         let secs = now.timestamp();
-        let key = match &verdict {
-            Ok(p) => p.key_id.clone().map(|k| (k, p.org_id.clone(), p.user_id.clone())),
-            Err(r) => r.key.clone(),
+        let named = match &verdict {
+            Ok(p) => p.key_id.as_ref(),
+            Err(r) => r.key.as_ref().map(|k| &k.0),
         };
-        let checked_key = key.as_ref().map(|k| &k.0).filter(|_| per_key);
         // The fast path of a good credential: one atomic read while nothing is locked out.
-        if let Some(retry) = self.throttle.retry_after(checked_key, source, secs) {
+        if let Some(retry) = self.throttle.retry_after(named.filter(|_| per_key), source, secs) {
+            let key = match &verdict {
+                Ok(p) => p.key_id.clone().map(|k| (k, p.org_id.clone(), p.user_id.clone())),
+                Err(r) => r.key.clone(),
+            };
             let refusal = Refusal::throttled(key, retry);
             self.record_failure(action, &refusal, refusal.failure.code(), ip, now);
             return Err(refusal);
@@ -112,7 +115,8 @@ impl AppState {
         };
         self.record_failure(action, &refusal, refusal.failure.code(), ip, now);
         if refusal.is_guess() {
-            let outcome = self.throttle.fail(checked_key, source, secs);
+            let named = refusal.key.as_ref().map(|k| &k.0).filter(|_| per_key);
+            let outcome = self.throttle.fail(named, source, secs);
             self.audit_lockouts(outcome, refusal.key.as_ref(), source, now);
         }
         Err(refusal)

@@ -209,6 +209,30 @@ async fn a_hawk_request_captured_before_a_restart_is_refused_after_it() {
 }
 
 #[tokio::test]
+async fn a_hawk_request_replayed_at_v1_after_a_restart_gets_the_stale_timestamp_challenge() {
+    let mut s = server().await;
+    let (_, auth) = s.create_key(json!({"name": "hawk"})).await;
+    let (id, secret) = creds(&auth);
+    let args = ["request", "--base", &s.base, "--id", &id, "--key", &secret, "--path", "/v1/me", "--repeat", "2"];
+    let report = python("hawk_client.py", &args);
+    assert_eq!(report["responses"][0]["status"], 200, "{report}");
+    assert_eq!(report["responses"][1]["status"], 401, "a replay before the restart: {report}");
+    let captured = report["authorization"].as_str().unwrap().to_owned();
+
+    s.restart_on_same_address().await;
+    let r = get_from(&s, "127.0.0.1", "/v1/me", &captured).await;
+    let www = r.headers.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    r.problem(401, "invalid_credentials");
+    assert!(
+        www.starts_with("Hawk ts=\"") && www.contains("tsm=\"") && www.ends_with(r#"error="Stale timestamp""#),
+        "{www}"
+    );
+    let args = ["request", "--base", &s.base, "--id", &id, "--key", &secret, "--path", "/v1/me"];
+    let report = python("hawk_client.py", &args);
+    assert_eq!(report["responses"][0]["status"], 200, "a fresh request after the restart: {report}");
+}
+
+#[tokio::test]
 async fn a_session_ends_when_its_user_is_made_a_service_requestor() {
     let s = server().await;
     let user = s

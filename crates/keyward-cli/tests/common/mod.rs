@@ -36,6 +36,8 @@ pub struct TestServer {
     output: Arc<Mutex<String>>,
     env: Vec<(String, String)>,
     client: reqwest::Client,
+    /// The `--listen` address of the next launch.
+    listen: String,
 }
 
 pub struct Response {
@@ -96,6 +98,7 @@ impl TestServer {
             output: Arc::new(Mutex::new(String::new())),
             env,
             client: reqwest::Client::new(),
+            listen: "127.0.0.1:0".into(),
         };
         server.launch().await;
         // The banner goes to stdout and the listening line to stderr; their reader threads race.
@@ -119,7 +122,7 @@ impl TestServer {
     async fn launch(&mut self) {
         let start_mark = self.output.lock().unwrap().len();
         let mut cmd = Command::new(binary());
-        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(self.data_dir());
+        cmd.arg("serve").arg("--listen").arg(&self.listen).arg("--data-dir").arg(self.data_dir());
         cmd.env_remove("KEYWARD_MASTER_KEY").env("KEYWARD_LOG", "info,keyward_server=debug");
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -201,6 +204,14 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.stop();
         self.launch().await;
+    }
+
+    /// Restarts on the same address, so requests signed for it (Hawk) can be sent again.
+    pub async fn restart_on_same_address(&mut self) {
+        self.stop();
+        self.listen = self.base.trim_start_matches("http://").to_owned();
+        self.launch().await;
+        self.listen = "127.0.0.1:0".into();
     }
 
     pub async fn start_again_after_kill(&mut self) {

@@ -42,7 +42,7 @@ const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The key index is reconciled with the store every minute.
 const RECONCILE_EVERY_TICKS: u64 = 30;
-/// Retention runs at start and then hourly.
+/// Retention runs at start (before serving) and then hourly.
 const RETENTION_EVERY_TICKS: u64 = 1800;
 
 /// Opens the configured store, running its migrations.
@@ -131,6 +131,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         key_writes: Arc::default(),
     };
 
+    // Retention runs once before serving, so no request sees what it is about to prune.
+    audit::apply_retention(&state).await;
     let background = tokio::spawn(background_writers(state.clone()));
     let (stop_refusals, stop) = tokio::sync::oneshot::channel();
     let refusals = tokio::spawn(refusal_writer(state.clone(), stop));
@@ -218,7 +220,7 @@ async fn background_writers(state: AppState) {
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not reload the key index; will retry");
         }
-        if ticks.is_multiple_of(RETENTION_EVERY_TICKS) {
+        if ticks.is_multiple_of(RETENTION_EVERY_TICKS) && ticks > 0 {
             audit::apply_retention(&state).await;
         }
         ticks += 1;

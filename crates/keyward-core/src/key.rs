@@ -487,7 +487,7 @@ impl KeyRecord {
 
     /// Ends a grace period at once; false when none is running.
     pub fn end_grace(&mut self, now: Timestamp) -> bool {
-        let running = self.grace_secret(now).is_some();
+        let running = self.accepts_previous(now).is_some();
         self.previous_secret = None;
         if running {
             self.updated_at = now;
@@ -564,6 +564,8 @@ pub enum AuthFailure {
     KeyLocked,
     KeyExpired,
     IpNotAllowed,
+    /// Too many failed attempts for this key id or from this address: wait, then try again.
+    TooManyAttempts,
 }
 
 impl AuthFailure {
@@ -574,6 +576,7 @@ impl AuthFailure {
             AuthFailure::KeyLocked => "key_locked",
             AuthFailure::KeyExpired => "key_expired",
             AuthFailure::IpNotAllowed => "ip_not_allowed",
+            AuthFailure::TooManyAttempts => "too_many_attempts",
         }
     }
 }
@@ -813,8 +816,8 @@ mod tests {
         let spec = KeySpec::named("n", vec![]);
         let (mut key, _) = spec.into_record(&owner, &OrgSettings::default(), &owner.id, now(), |_, _| test_sealed());
         key.roll(test_sealed(), Duration::seconds(300), now());
-        assert_eq!(key.grace_secret(now()).map(|g| g.valid_until), Some(now() + Duration::seconds(300)));
-        assert!(key.grace_secret(now() + Duration::seconds(300)).is_none(), "the grace ends at valid_until");
+        assert_eq!(key.accepts_previous(now()).map(|g| g.valid_until), Some(now() + Duration::seconds(300)));
+        assert!(key.accepts_previous(now() + Duration::seconds(300)).is_none(), "the grace ends at valid_until");
         assert!(key.end_grace(now()));
         assert!(!key.end_grace(now()), "no grace running");
         key.roll(test_sealed(), Duration::zero(), now());

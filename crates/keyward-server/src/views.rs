@@ -1,6 +1,7 @@
 //! What the API returns: the JSON shapes of API.md, built from domain records.
 
-use crate::index::{KeyIndex, UsageRecorder};
+use crate::index::KeyIndex;
+use crate::usage::UsageRecorder;
 use keyward_core::clock::{Timestamp, serde_rfc3339};
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeGrant, User, UserKind, UserStatus};
 use keyward_core::policy::AuthMethod;
@@ -83,7 +84,7 @@ impl KeyView {
             last_used_at,
             last_used_ip: last_used_ip.map(|ip| ip.to_string()),
             imported: k.imported,
-            previous_secret_expires_at: k.grace_secret(now).map(|g| g.valid_until),
+            previous_secret_expires_at: k.accepts_previous(now).map(|g| g.valid_until),
             inherits_owner: k.inherits_owner,
         }
     }

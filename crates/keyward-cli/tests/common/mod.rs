@@ -43,6 +43,8 @@ pub struct TestServer {
     /// Set for an in-process server: the time it sees, moved only by the test.
     clock: Option<Arc<ManualClock>>,
     in_process: Option<in_process::Running>,
+    /// The `--listen` address of the next launch.
+    listen: String,
 }
 
 pub struct Response {
@@ -105,6 +107,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             clock: None,
             in_process: None,
+            listen: "127.0.0.1:0".into(),
         };
         server.launch().await;
         // The banner goes to stdout and the listening line to stderr; their reader threads race.
@@ -136,6 +139,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             clock: Some(Arc::new(ManualClock::new(SystemClock.now()))),
             in_process: None,
+            listen: "127.0.0.1:0".into(),
         };
         server.launch().await;
         let (id, secret) = server.in_process.as_mut().and_then(|r| r.admin.take()).expect("bootstrap admin key");
@@ -168,7 +172,7 @@ impl TestServer {
         }
         let start_mark = self.output.lock().unwrap().len();
         let mut cmd = Command::new(binary());
-        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(self.data_dir());
+        cmd.arg("serve").arg("--listen").arg(&self.listen).arg("--data-dir").arg(self.data_dir());
         cmd.env_remove("KEYWARD_MASTER_KEY").env("KEYWARD_LOG", "info,keyward_server=debug");
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -269,6 +273,14 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.stop();
         self.launch().await;
+    }
+
+    /// Restarts on the same address, so requests signed for it (Hawk) can be sent again.
+    pub async fn restart_on_same_address(&mut self) {
+        self.stop();
+        self.listen = self.base.trim_start_matches("http://").to_owned();
+        self.launch().await;
+        self.listen = "127.0.0.1:0".into();
     }
 
     pub async fn start_again_after_kill(&mut self) {

@@ -154,8 +154,9 @@ impl Client {
         (hawk::timestamp_mac(Algorithm::Sha256, self.secret.expose().as_bytes(), ts) == tsm).then_some(ts)
     }
 
-    /// Checks `Server-Authorization` against the body; unsigned answers are only believable
-    /// where authentication itself failed (the server cannot sign for a key it did not accept).
+    /// Checks `Server-Authorization` against the body. A success must be signed; a refusal
+    /// may come unsigned (the server cannot sign for a key it did not accept, and a refusal
+    /// makes nothing happen), but a signature that is there must match.
     fn check_signature(
         &self,
         signed: &Signed,
@@ -165,7 +166,7 @@ impl Client {
         received: Option<&str>,
     ) -> Result<(), Failure> {
         let Some(received) = received else {
-            if matches!(status, 400 | 401 | 413 | 429) {
+            if !(200..300).contains(&status) {
                 return Ok(());
             }
             return Err(Failure::Other(anyhow::anyhow!(

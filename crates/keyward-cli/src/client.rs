@@ -248,7 +248,12 @@ impl Client {
         while let Some(chunk) =
             resp.chunk().await.map_err(|e| Failure::Other(anyhow::anyhow!("the export broke off: {e}")))?
         {
-            out.write_all(&chunk).map_err(|e| Failure::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
+            match out.write_all(&chunk) {
+                Ok(()) => {}
+                // The reader has seen enough (`| head`): stop, as a pipeline expects.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(Failure::Other(anyhow::anyhow!("cannot write to stdout: {e}"))),
+            }
         }
         Ok(())
     }

@@ -1,10 +1,34 @@
 //! What the API subcommands print: aligned tables for people, the API's JSON with `--json`.
 
 use serde_json::Value;
+use std::io::Write;
+
+/// Writes one line to stdout; a closed pipe (`keyward keys list | head`) ends the program
+/// quietly instead of panicking as `println!` would.
+pub fn line(text: impl std::fmt::Display) {
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("keyward: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`line`].
+macro_rules! outln {
+    () => {
+        $crate::output::line("")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
 
 /// Prints a value as pretty JSON.
 pub fn json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    outln!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
 }
 
 /// A JSON value as one table cell: strings bare, lists comma-joined, null as `-`.
@@ -43,7 +67,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{c:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(headers.to_vec());
     for row in &rows {
@@ -73,16 +97,11 @@ pub fn object(value: &Value) {
 /// The paging line under a list.
 pub fn page_footer(page: &Value) {
     let shown = page["items"].as_array().map_or(0, Vec::len);
-    println!(
-        "{shown} of {} (page {}, {} per page)",
-        cell(&page["total"]),
-        cell(&page["page"]),
-        cell(&page["per_page"])
-    );
+    outln!("{shown} of {} (page {}, {} per page)", cell(&page["total"]), cell(&page["page"]), cell(&page["per_page"]));
 }
 
 /// A new secret: on stdout alone on its line, so scripts can take it; the warning on stderr.
 pub fn new_secret(secret: &Value) {
     eprintln!("keyward: warning: the secret below is shown once and never again; store it now");
-    println!("secret: {}", cell(secret));
+    outln!("secret: {}", cell(secret));
 }

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// One user's command line: a config dir of their own.
 struct Kw {
@@ -424,6 +426,19 @@ async fn audit_list_export_and_verify_through_the_api() {
     let page = kw.run(&["audit", "list", "--target", &id, "--json"]).json();
     let actions: Vec<&str> = page["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, ["key.lock", "key.create"]);
+    // Times travel in the query string the client signs (`:` percent-encoded).
+    let since = kw.run(&[
+        "audit",
+        "list",
+        "--target",
+        &id,
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2999-01-01T00:00:00+01:00",
+        "--json",
+    ]);
+    assert_eq!(since.json()["total"], 2);
     let table = kw.run(&["audit", "list", "--action", "key.lock", "--per-page", "10"]);
     assert!(table.ok().contains("key.lock") && !table.stdout.contains("key.create"), "{table:?}");
 
@@ -618,10 +633,56 @@ async fn a_backup_taken_while_serving_restores_into_a_new_data_dir_with_every_ke
         let created = kw.run(&["keys", "create", "--name", &format!("k{i}"), "--json"]).json();
         before.push((id_of(&created), secret_of(&created)));
     }
+    // Room for the write load below: an org allows 10 keys per user by default.
+    let org = s.get("/v1/me", &s.admin).await.expect(200)["org_id"].as_str().unwrap().to_owned();
+    s.patch(&format!("/v1/orgs/{org}"), &s.admin, json!({"max_keys_per_user": 100000})).await.expect(200);
+
+    // Keys created one after another, each acknowledged (201), while the backup runs.
+    let (base, admin_id, admin_secret) = (s.base.clone(), s.admin_id.clone(), s.admin_secret.clone());
+    let done = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let writer = tokio::spawn({
+        let (done, acked) = (done.clone(), acked.clone());
+        async move {
+            let client = reqwest::Client::new();
+            let mut ids = Vec::new();
+            while !done.load(Ordering::SeqCst) {
+                let r = client
+                    .post(format!("{base}/v1/keys"))
+                    .basic_auth(&admin_id, Some(&admin_secret))
+                    .json(&json!({"name": format!("load {}", ids.len())}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                let body: Value = r.json().await.unwrap();
+                ids.push((body["key"]["id"].as_str().unwrap().to_owned(), Instant::now()));
+                acked.fetch_add(1, Ordering::SeqCst);
+            }
+            ids
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while acked.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < deadline, "the writer makes no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let backups = tempfile::tempdir().unwrap();
     let file = backups.path().join("keyward-backup.db");
-    let out = kw.run(&["backup", "--data-dir", s.data_dir().to_str().unwrap(), "--to", file.to_str().unwrap()]);
-    assert!(out.ok().contains("backed up"), "{out:?}");
+    let backup_started = Instant::now();
+    let backup = kw.command(&["backup", "--data-dir", s.data_dir().to_str().unwrap(), "--to", file.to_str().unwrap()]);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut backup = backup;
+        backup.stdin(Stdio::null()).output().unwrap()
+    })
+    .await
+    .unwrap();
+    done.store(true, Ordering::SeqCst);
+    let load = writer.await.unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("backed up"), "{out:?}");
+    let acked_before: Vec<&str> =
+        load.iter().filter(|(_, at)| *at < backup_started).map(|(id, _)| id.as_str()).collect();
+    assert!(acked_before.len() >= 3);
     assert_eq!(file_mode(&file), 0o600);
     let again = kw.run(&["backup", "--data-dir", s.data_dir().to_str().unwrap(), "--to", file.to_str().unwrap()]);
     assert_eq!(again.code, 2, "an existing file is never overwritten: {again:?}");
@@ -637,12 +698,29 @@ async fn a_backup_taken_while_serving_restores_into_a_new_data_dir_with_every_ke
     .await;
     let kw2 = Kw::new();
     kw2.login(&restored.base, &s.admin_id, &s.admin_secret).ok();
-    let page = kw2.run(&["keys", "list", "--per-page", "100", "--json"]).json();
-    let ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<String> = Vec::new();
+    for page in 1.. {
+        let got = kw2.run(&["keys", "list", "--per-page", "100", "--page", &page.to_string(), "--json"]).json();
+        let items = got["items"].as_array().unwrap();
+        ids.extend(items.iter().map(|k| k["id"].as_str().unwrap().to_owned()));
+        if items.is_empty() || ids.len() as u64 >= got["total"].as_u64().unwrap() {
+            break;
+        }
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     for (id, secret) in &before {
         assert!(ids.contains(&id.as_str()), "{id} lost: {ids:?}");
         restored.get("/v1/me", &Auth::basic(id, secret)).await.expect(200);
     }
+    for id in &acked_before {
+        assert!(ids.contains(id), "{id}, acknowledged before the backup began, is lost");
+    }
+    let known: Vec<&str> =
+        load.iter().map(|(id, _)| id.as_str()).chain(before.iter().map(|(id, _)| id.as_str())).collect();
+    assert!(
+        ids.iter().all(|id| known.contains(id) || *id == s.admin_id),
+        "the restored store holds only keys made here"
+    );
     assert!(!ids.contains(&after.as_str()), "a key created after the backup is not in it");
     assert!(kw2.run(&["audit", "verify"]).ok().starts_with("ok:"));
 }

@@ -1,6 +1,7 @@
 //! Operator commands on the store itself: `admin create-key`, `migrate`, `backup`.
 
 use crate::failure::Failure;
+use crate::output::outln;
 use crate::{StoreArgs, output};
 use anyhow::Context;
 use clap::Subcommand;
@@ -118,7 +119,7 @@ async fn create_key(store: StoreArgs, user: Option<String>, name: String, json: 
     if json {
         output::json(&json!({"key_id": key_id, "secret": secret.expose(), "owner_id": owner_id}));
     } else {
-        println!("created account-admin key {key_id} for user {owner_id}");
+        outln!("created account-admin key {key_id} for user {owner_id}");
         output::new_secret(&json!(secret.expose()));
         eprintln!("keyward: a running server accepts the key within a minute (its next reconcile with the store)");
     }
@@ -129,7 +130,7 @@ pub async fn migrate(store: StoreArgs) -> Result<(), Failure> {
     let config = existing(store)?;
     let sqlite = keyward_server::open_store(&config).await?;
     sqlite.close().await;
-    println!("the store is migrated to the current version");
+    outln!("the store is migrated to the current version");
     Ok(())
 }
 
@@ -173,6 +174,6 @@ pub async fn backup(store: StoreArgs, to: &Path) -> Result<(), Failure> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))?;
     }
-    println!("backed up the store to {}", to.display());
+    outln!("backed up the store to {}", to.display());
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use super::{Paging, Query, parse_time, rfc3339};
 use crate::failure::Failure;
+use crate::output::outln;
 use crate::{Common, StoreArgs, output};
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -119,16 +120,19 @@ pub async fn run(common: &Common, command: AuditCommand) -> Result<(), Failure> 
             let query = filter.query().opt("format", Some(format));
             let mut out = std::io::stdout().lock();
             client.stream("/v1/audit/export", &query.0, &mut out).await?;
-            out.flush()?;
+            match out.flush() {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
         }
         AuditCommand::Verify { filter } => {
             let report = client.get("/v1/audit/verify", &Query::new().opt("org_id", filter.org).0).await?;
             if common.json {
                 output::json(&report);
             } else if report["ok"] == true {
-                println!("ok: {} entries checked, the chain is intact", output::cell(&report["checked"]));
+                outln!("ok: {} entries checked, the chain is intact", output::cell(&report["checked"]));
             } else {
-                println!(
+                outln!(
                     "broken: entry {} does not fit the chain ({} entries checked)",
                     output::cell(&report["first_bad_seq"]),
                     output::cell(&report["checked"])
@@ -160,11 +164,11 @@ async fn offline(filter: AuditFilter, format: Option<String>) -> Result<(), Fail
                 let report = verify(store.as_ref(), org.as_ref()).await?;
                 match report.first_bad_seq {
                     None => {
-                        println!("ok: {} entries checked, the chain is intact", report.checked);
+                        outln!("ok: {} entries checked, the chain is intact", report.checked);
                         Ok(())
                     }
                     Some(seq) => {
-                        println!("broken: entry {seq} does not fit the chain ({} entries checked)", report.checked);
+                        outln!("broken: entry {seq} does not fit the chain ({} entries checked)", report.checked);
                         Err(anyhow::anyhow!("the audit chain is broken at entry {seq}"))
                     }
                 }

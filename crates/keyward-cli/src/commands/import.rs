@@ -5,6 +5,7 @@ use crate::Common;
 use crate::client::Client;
 use crate::failure::Failure;
 use crate::output;
+use crate::output::outln;
 use clap::Args;
 use serde_json::{Map, Value, json};
 use std::io::IsTerminal;
@@ -159,7 +160,7 @@ pub async fn import(client: &Client, common: &Common, args: &ImportArgs) -> Resu
     if common.json {
         output::json(&json!({"imported": imported, "refused": refused}));
     } else {
-        println!("imported {} of {} keys", imported.len(), imported.len() + refused.len());
+        outln!("imported {} of {} keys", imported.len(), imported.len() + refused.len());
         if !refused.is_empty() {
             let rows: Vec<Vec<String>> = refused
                 .iter()

@@ -5,6 +5,7 @@ use crate::Common;
 use crate::client::Client;
 use crate::failure::Failure;
 use crate::output;
+use crate::output::outln;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
@@ -277,7 +278,7 @@ pub async fn list(client: &Client, common: &Common, path: &str, filter: &KeyFilt
     output::page_footer(&page);
     let c = &page["counts"];
     if c.is_object() {
-        println!(
+        outln!(
             "active {}, locked {}, expired {}, expiring within 30 days {}",
             output::cell(&c["active"]),
             output::cell(&c["locked"]),
@@ -299,7 +300,7 @@ fn show_with_secret(common: &Common, reply: &Value) {
         return;
     }
     output::object(&reply["key"]);
-    println!();
+    outln!();
     output::new_secret(&reply["secret"]);
 }
 
@@ -312,7 +313,7 @@ async fn one_or_bulk(client: &Client, common: &Common, action: &str, ids: &[Stri
             if common.json {
                 output::json(&json!({"id": id, "deleted": true}));
             } else {
-                println!("deleted {id}");
+                outln!("deleted {id}");
             }
         } else {
             let reply = client.call(reqwest::Method::POST, &format!("{path}/{action}"), &[], None).await?;

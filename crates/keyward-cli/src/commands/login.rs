@@ -3,6 +3,7 @@
 use crate::Common;
 use crate::client::Client;
 use crate::failure::Failure;
+use crate::output::outln;
 use crate::{output, profile};
 use keyward_core::secret::Secret;
 use std::io::{BufRead, IsTerminal};
@@ -35,7 +36,7 @@ pub async fn login(url: &str, key_id: &str, name: &str, json: bool) -> Result<()
     if json {
         output::json(&me);
     } else {
-        println!(
+        outln!(
             "logged in to {} as {} ({}), org {}; profile `{name}` saved to {}",
             client.base(),
             output::cell(&me["user"]["name"]),
@@ -54,7 +55,7 @@ pub async fn token(common: &Common, scopes: &[String]) -> Result<(), Failure> {
     if common.json {
         output::json(&reply);
     } else {
-        println!("{}", output::cell(&reply["access_token"]));
+        outln!("{}", output::cell(&reply["access_token"]));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ use crate::Common;
 use crate::client::Client;
 use crate::failure::Failure;
 use crate::output;
+use crate::output::outln;
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
@@ -159,7 +160,7 @@ pub async fn run(common: &Common, command: RolesCommand) -> Result<(), Failure> 
             if common.json {
                 output::json(&json!({"id": id, "deleted": true}));
             } else {
-                println!("deleted {id}");
+                outln!("deleted {id}");
             }
         }
     }

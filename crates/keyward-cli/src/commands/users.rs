@@ -5,6 +5,7 @@ use super::{Paging, Query, confirm, seg};
 use crate::Common;
 use crate::failure::Failure;
 use crate::output;
+use crate::output::outln;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
@@ -148,7 +149,7 @@ pub async fn run(common: &Common, command: UsersCommand) -> Result<(), Failure> 
             if common.json {
                 output::json(&json!({"id": id, "deleted": true}));
             } else {
-                println!("deleted {id}");
+                outln!("deleted {id}");
             }
         }
         UsersCommand::Keys { user, filter } => {

@@ -122,7 +122,11 @@ impl Client {
             None => None,
         };
         for attempt in 0..2 {
-            let hash = payload.as_deref().map(|p| hawk::payload_hash(Algorithm::Sha256, Some(JSON), p));
+            // Always a payload hash (of the empty body too), so orgs that require one take every request.
+            let hash = Some(match &payload {
+                Some(p) => hawk::payload_hash(Algorithm::Sha256, Some(JSON), p),
+                None => hawk::payload_hash(Algorithm::Sha256, None, b""),
+            });
             let (header, authorization) = self.sign(method.as_str(), &resource, hash);
             let mut req = self.http.request(method.clone(), url.clone()).header("authorization", authorization);
             if let Some(p) = &payload {

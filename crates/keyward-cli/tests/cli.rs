@@ -567,6 +567,19 @@ async fn a_stale_timestamp_challenge_is_answered_by_resyncing() {
     assert_eq!(page["total"], 1);
 }
 
+#[tokio::test]
+async fn an_org_that_requires_payload_hashes_takes_every_kind_of_request() {
+    let s = TestServer::start().await;
+    let kw = Kw::admin(&s);
+    let org = s.get("/v1/me", &s.admin).await.expect(200)["org_id"].as_str().unwrap().to_owned();
+    s.patch(&format!("/v1/orgs/{org}"), &s.admin, json!({"hawk_require_payload_hash": true})).await.expect(200);
+    let id = id_of(&kw.run(&["keys", "create", "--name", "hashed", "--json"]).json());
+    assert_eq!(kw.run(&["keys", "get", &id, "--json"]).json()["id"], id.as_str());
+    assert_eq!(kw.run(&["keys", "lock", &id, "--json"]).json()["status"], "locked");
+    assert!(kw.run(&["keys", "delete", &id, "--yes"]).ok().contains("deleted"));
+    assert!(kw.run(&["audit", "export", "--target", &id]).ok().contains("key.delete"));
+}
+
 // ---------------------------------------------------------------- completions
 
 #[test]

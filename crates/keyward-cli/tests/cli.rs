@@ -623,6 +623,10 @@ async fn admin_create_key_gives_a_working_account_admin_key_audited_as_system() 
     assert!(!s.output().contains(&secret), "the server never logs the secret");
 
     assert_eq!(kw.run(&["admin", "create-key", "--data-dir", "/nonexistent/keyward"]).code, 2);
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("master.key"), empty.path().join("master.key")).unwrap();
+    assert_eq!(kw.run(&["admin", "create-key", "--data-dir", empty.path().to_str().unwrap()]).code, 2);
+    assert!(!empty.path().join("keyward.db").exists(), "no empty store is created");
     let out = kw.run(&["admin", "create-key", "--data-dir", dir.to_str().unwrap(), "--user", "usr_nobody"]);
     assert_eq!(out.code, 1, "{out:?}");
 }

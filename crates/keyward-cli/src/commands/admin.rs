@@ -65,6 +65,12 @@ async fn create_key(store: StoreArgs, user: Option<String>, name: String, json: 
         )));
     }
     let keyring = Keyring::new(&master);
+    // Opening would create an empty store where there is none; there is no admin in it to serve.
+    if let StoreLocation::Sqlite(path) = &config.store
+        && !path.exists()
+    {
+        return Err(Failure::Usage(format!("no store at {}", path.display())));
+    }
     let sqlite = keyward_server::open_store(&config).await?;
     let outcome = async {
         let store: &dyn Store = &sqlite;
@@ -160,7 +166,8 @@ pub async fn backup(store: StoreArgs, to: &Path) -> Result<(), Failure> {
     file_options.open(to).map_err(|e| Failure::Usage(format!("cannot create {}: {e}", to.display())))?;
     let target = to.to_str().ok_or_else(|| Failure::Usage("--to must be a UTF-8 path".into()))?.to_owned();
     let copied = async {
-        let mut conn = options.busy_timeout(std::time::Duration::from_secs(10)).connect().await?;
+        // Read-only: a backup never writes to the live store.
+        let mut conn = options.read_only(true).busy_timeout(std::time::Duration::from_secs(10)).connect().await?;
         sqlx::query("VACUUM INTO ?").bind(&target).execute(&mut conn).await?;
         sqlx::Connection::close(conn).await
     }

@@ -54,6 +54,13 @@ enum Command {
         #[command(subcommand)]
         command: commands::roles::ScopesCommand,
     },
+    /// Organizations and their settings: list, show, create, edit.
+    Orgs {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: commands::orgs::OrgsCommand,
+    },
     /// The audit log through the API; with --data-dir (or --database-url, --config) straight from the store.
     Audit {
         #[command(flatten)]
@@ -185,6 +192,7 @@ async fn main() {
         Command::Users { common, command } => commands::users::run(&common, command).await,
         Command::Roles { common, command } => commands::roles::run(&common, command).await,
         Command::Scopes { common, command } => commands::roles::run_scopes(&common, command).await,
+        Command::Orgs { common, command } => commands::orgs::run(&common, command).await,
         Command::Audit { common, command } => commands::audit::run(&common, command).await,
         Command::Token { common, scopes } => commands::login::token(&common, &scopes).await,
         Command::Completions { shell } => {

@@ -413,6 +413,31 @@ async fn scopes_roles_and_users_in_both_output_modes_with_roles_by_name() {
     kw.run(&["users", "delete", me["user"]["id"].as_str().unwrap(), "--yes"]).refused("cannot_change_self");
 }
 
+#[tokio::test]
+async fn orgs_list_get_create_edit_in_both_output_modes() {
+    let s = TestServer::start().await;
+    let kw = Kw::admin(&s);
+    let org = s.get("/v1/me", &s.admin).await.expect(200)["org_id"].as_str().unwrap().to_owned();
+    assert!(kw.run(&["orgs", "list"]).ok().contains(&org));
+    let created = kw.run(&["orgs", "create", "--name", "subsidiary", "--json"]).json();
+    let new = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(kw.run(&["orgs", "list", "--json"]).json()["total"], 2);
+    assert!(kw.run(&["orgs", "get", &new]).ok().contains("subsidiary"));
+    let edited = kw
+        .run(&["orgs", "edit", &org, "--default-expiry-days", "90", "--allow-direct-secret", "false", "--json"])
+        .json();
+    assert_eq!(
+        (edited["default_expiry_days"].as_u64(), edited["allow_direct_secret"].as_bool()),
+        (Some(90), Some(false))
+    );
+    // Secrets as Basic are now refused in this org; the CLI signs with Hawk and goes on.
+    s.get("/v1/me", &s.admin).await.problem(401, "invalid_credentials");
+    let edited =
+        kw.run(&["orgs", "edit", &org, "--no-default-expiry", "--allow-direct-secret", "true", "--json"]).json();
+    assert!(edited["default_expiry_days"].is_null() && edited["allow_direct_secret"] == true, "{edited}");
+    kw.run(&["orgs", "edit", &org, "--max-keys-per-user", "0"]).refused("validation_failed");
+}
+
 // ---------------------------------------------------------------- audit, token
 
 #[tokio::test]

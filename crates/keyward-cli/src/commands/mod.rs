@@ -5,6 +5,7 @@ pub mod audit;
 pub mod import;
 pub mod keys;
 pub mod login;
+pub mod orgs;
 pub mod roles;
 pub mod users;
 

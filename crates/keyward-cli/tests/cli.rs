@@ -55,15 +55,20 @@ impl Kw {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary());
-        cmd.args(args)
-            .env("XDG_CONFIG_HOME", self.config.path())
+        cmd.args(args);
+        self.environment(&mut cmd);
+        cmd
+    }
+
+    /// This user's environment: their config dir, and no `KEYWARD_*` setting from outside.
+    fn environment(&self, cmd: &mut Command) {
+        cmd.env("XDG_CONFIG_HOME", self.config.path())
             .env("HOME", self.config.path())
             .env_remove("KEYWARD_PROFILE")
             .env_remove("KEYWARD_DATA_DIR")
             .env_remove("KEYWARD_DATABASE_URL")
             .env_remove("KEYWARD_CONFIG")
             .env_remove("KEYWARD_MASTER_KEY");
-        cmd
     }
 
     fn run(&self, args: &[&str]) -> Out {
@@ -186,6 +191,51 @@ async fn named_profiles_by_flag_and_by_environment() {
     assert!(missing.stderr.contains("keyward login"), "{missing:?}");
     let bad = kw.run(&["keys", "list", "--profile", "../escape"]);
     assert_eq!(bad.code, 2, "{bad:?}");
+}
+
+/// Runs `keyward args` on a pseudo-terminal (tests/python/tty_run.py), typing each answer once
+/// its prompt shows; returns the exit code and everything the terminal showed.
+fn on_terminal(kw: &Kw, args: &[&str], answers: &[(&str, &str)]) -> (i32, String) {
+    let script = format!("{}/tests/python/tty_run.py", env!("CARGO_MANIFEST_DIR"));
+    let mut argv: Vec<String> = vec![script];
+    for (prompt, answer) in answers {
+        argv.extend([prompt.to_string(), answer.to_string()]);
+    }
+    argv.push("--".into());
+    argv.push(binary().to_str().unwrap().to_owned());
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let mut py = Command::new("python3");
+    py.args(&argv);
+    kw.environment(&mut py);
+    let out = py.output().expect("python3 is required by these tests");
+    assert!(out.status.success(), "tty_run.py failed: {out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["unanswered"], json!([]), "a prompt never showed: {report}");
+    (report["code"].as_i64().unwrap() as i32, report["output"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn on_a_terminal_login_prompts_without_echo_and_destructive_commands_ask() {
+    let s = TestServer::start().await;
+    let kw = Kw::new();
+    let (code, shown) = on_terminal(
+        &kw,
+        &["login", "--url", &s.base, "--key-id", &s.admin_id],
+        &[("noecho:Secret for", &s.admin_secret)],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("logged in"), "{shown}");
+    assert!(!shown.contains(&s.admin_secret), "the secret is not echoed: {shown}");
+    assert_eq!(file_mode(&kw.profile_path("default")), 0o600);
+
+    let id = id_of(&kw.run(&["keys", "create", "--name", "asked", "--json"]).json());
+    let (code, shown) = on_terminal(&kw, &["keys", "delete", &id], &[("[y/N]", "n")]);
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains(&format!("Delete key {id}")) && shown.contains("nothing was done"), "{shown}");
+    kw.run(&["keys", "get", &id]).ok();
+    let (code, shown) = on_terminal(&kw, &["keys", "delete", &id], &[("[y/N]", "y")]);
+    assert_eq!(code, 0, "{shown}");
+    kw.run(&["keys", "get", &id]).refused("not_found");
 }
 
 // ---------------------------------------------------------------- keys

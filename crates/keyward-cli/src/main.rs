@@ -73,7 +73,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
         /// A permission the token should carry (`keyward:keys:read`); repeat for several. Default: all the key's.
-        #[arg(long = "scope")]
+        #[arg(long = "scope", value_name = "PERMISSION")]
         scopes: Vec<String>,
     },
     /// Print a shell completion script.
@@ -105,13 +105,13 @@ enum Command {
 #[derive(Args, Clone)]
 pub struct Common {
     /// The saved login to use.
-    #[arg(long, global = true, env = "KEYWARD_PROFILE", default_value = profile::DEFAULT_PROFILE)]
+    #[arg(long, global = true, env = "KEYWARD_PROFILE", default_value = profile::DEFAULT_PROFILE, value_name = "NAME", help_heading = "Client options")]
     pub profile: String,
     /// Print the API's JSON answer as it is (pretty-printed).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Client options")]
     pub json: bool,
     /// Do not ask before destructive actions (required when there is no terminal to ask on).
-    #[arg(long, short = 'y', global = true)]
+    #[arg(long, short = 'y', global = true, help_heading = "Client options")]
     pub yes: bool,
 }
 

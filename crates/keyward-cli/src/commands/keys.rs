@@ -38,7 +38,7 @@ pub enum KeysCommand {
     Roll {
         id: String,
         /// Seconds the old secret keeps working (0 to 604800, default 0).
-        #[arg(long)]
+        #[arg(long, value_name = "SECONDS")]
         grace_period: Option<u32>,
     },
     /// Lock keys: they stop working until unlocked; the tokens they bought end for good.
@@ -126,25 +126,25 @@ pub struct KeyFields {
     #[arg(long)]
     pub comment: Option<String>,
     /// A role (id or name) the key carries; repeat for several.
-    #[arg(long = "role")]
+    #[arg(long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
     /// A direct grant `SCOPE:RESOURCE:ACCESS` (e.g. `keyward:keys:read`); repeat for several.
-    #[arg(long = "scope", value_parser = parse_scope)]
+    #[arg(long = "scope", value_name = "SCOPE:RESOURCE:ACCESS", value_parser = parse_scope)]
     pub scopes: Vec<Value>,
     /// Expiry, an RFC 3339 time in the future.
-    #[arg(long, value_parser = parse_time, conflicts_with_all = ["expires_in_days", "never_expires"])]
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with_all = ["expires_in_days", "never_expires"])]
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Expiry in days from now (1 to 36500).
-    #[arg(long, conflicts_with = "never_expires")]
+    #[arg(long, value_name = "DAYS", conflicts_with = "never_expires")]
     pub expires_in_days: Option<u32>,
     /// The key never expires (`"expires_at": null`), whatever the org's default.
     #[arg(long)]
     pub never_expires: bool,
     /// An address or CIDR block the key may be used from; repeat for several.
-    #[arg(long = "network")]
+    #[arg(long = "network", value_name = "CIDR")]
     pub networks: Vec<String>,
     /// Lifetime in seconds of the access tokens the key buys (10 to 86400).
-    #[arg(long)]
+    #[arg(long, value_name = "SECONDS")]
     pub reauth_timeout: Option<u32>,
 }
 

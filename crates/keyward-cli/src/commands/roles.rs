@@ -29,7 +29,7 @@ pub enum RolesCommand {
         #[arg(long)]
         description: Option<String>,
         /// A permission `SCOPE:RESOURCE:ACCESS` (resource may be `*`); repeat for several.
-        #[arg(long = "permission")]
+        #[arg(long = "permission", value_name = "PERMISSION")]
         permissions: Vec<String>,
         /// At most this many keys carrying the role per holder (1 to 100000).
         #[arg(long)]
@@ -43,7 +43,7 @@ pub enum RolesCommand {
         #[arg(long)]
         description: Option<String>,
         /// A permission; repeat for several.
-        #[arg(long = "permission")]
+        #[arg(long = "permission", value_name = "PERMISSION")]
         permissions: Vec<String>,
         /// Remove every permission.
         #[arg(long, conflicts_with = "permissions")]
@@ -70,7 +70,7 @@ pub enum ScopesCommand {
         #[arg(long)]
         description: Option<String>,
         /// A resource of the scope; repeat for several (1 to 100).
-        #[arg(long = "resource", required = true)]
+        #[arg(long = "resource", value_name = "RESOURCE", required = true)]
         resources: Vec<String>,
     },
 }

@@ -26,7 +26,7 @@ pub enum UsersCommand {
         #[arg(long)]
         kind: Option<String>,
         /// A role (id or name) to give; repeat for several.
-        #[arg(long = "role")]
+        #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
         /// The organization (account admins; others create in their own).
         #[arg(long)]
@@ -43,7 +43,7 @@ pub enum UsersCommand {
         #[arg(long)]
         no_email: bool,
         /// A role (id or name); repeat for several.
-        #[arg(long = "role")]
+        #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
         /// Take every role away.
         #[arg(long, conflicts_with = "roles")]

@@ -451,6 +451,9 @@ async fn scopes_roles_and_users_in_both_output_modes_with_roles_by_name() {
     let key =
         kw.run(&["keys", "create", "--name", "bot key", "--owner", &user_id, "--role", "invoicing", "--json"]).json();
     assert!(kw.run(&["users", "keys", &user_id]).ok().contains("bot key"));
+    // A role filter by name is the role's id in the query.
+    assert_eq!(kw.run(&["keys", "list", "--role", "invoicing", "--json"]).json()["total"], 1);
+    assert_eq!(kw.run(&["users", "list", "--role", "invoicing", "--json"]).json()["total"], 1);
     assert_eq!(kw.run(&["users", "keys", &user_id, "--json"]).json()["items"][0]["id"], id_of(&key).as_str());
 
     assert_eq!(kw.run(&["users", "edit", &user_id, "--status", "disabled", "--json"]).json()["status"], "disabled");

@@ -90,7 +90,7 @@ pub struct KeyFilter {
     /// Keys of one user.
     #[arg(long)]
     pub owner: Option<String>,
-    /// Keys carrying one role (id).
+    /// Keys carrying one role (id or name).
     #[arg(long)]
     pub role: Option<String>,
     /// One organization (account admins).
@@ -104,15 +104,20 @@ pub struct KeyFilter {
 }
 
 impl KeyFilter {
-    fn query(&self) -> Query {
-        Query::new()
+    /// The query, with `--role` given by name turned into the role's id.
+    async fn query(&self, client: &Client) -> Result<Query, Failure> {
+        let role = match &self.role {
+            Some(role) => Some(super::roles::resolve(client, role).await?),
+            None => None,
+        };
+        Ok(Query::new()
             .opt("q", self.q.as_ref())
             .opt("status", self.status.as_ref())
             .opt("owner_id", self.owner.as_ref())
-            .opt("role_id", self.role.as_ref())
+            .opt("role_id", role)
             .opt("org_id", self.org.as_ref())
             .opt("sort", self.sort.as_ref())
-            .paging(&self.paging)
+            .paging(&self.paging))
     }
 }
 
@@ -257,7 +262,7 @@ pub async fn run(common: &Common, command: KeysCommand) -> Result<(), Failure> {
 
 /// A list of keys (`path` is `/v1/keys` or a user's keys), with the per-status counts.
 pub async fn list(client: &Client, common: &Common, path: &str, filter: &KeyFilter) -> Result<(), Failure> {
-    let page = client.get(path, &filter.query().0).await?;
+    let page = client.get(path, &filter.query(client).await?.0).await?;
     if common.json {
         output::json(&page);
         return Ok(());

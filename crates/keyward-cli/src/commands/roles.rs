@@ -77,7 +77,7 @@ pub enum ScopesCommand {
 
 /// The id of the role named `role` by id or by name: built-in ids are their names, custom ids
 /// are generated, so a name is looked up in the list.
-async fn resolve(client: &Client, role: &str) -> Result<String, Failure> {
+pub async fn resolve(client: &Client, role: &str) -> Result<String, Failure> {
     let mut page = 1u32;
     loop {
         let list = client.get("/v1/roles", &Query::new().opt("page", Some(page)).opt("per_page", Some(100)).0).await?;

@@ -71,7 +71,7 @@ pub struct UserFilter {
     /// `human` or `service`.
     #[arg(long)]
     kind: Option<String>,
-    /// Holders of one role (id).
+    /// Holders of one role (id or name).
     #[arg(long)]
     role: Option<String>,
     /// `active` or `disabled`.
@@ -89,10 +89,14 @@ pub async fn run(common: &Common, command: UsersCommand) -> Result<(), Failure> 
     let show = |v: &Value| if common.json { output::json(v) } else { output::object(v) };
     match command {
         UsersCommand::List(f) => {
+            let role = match &f.role {
+                Some(role) => Some(super::roles::resolve(&client, role).await?),
+                None => None,
+            };
             let query = Query::new()
                 .opt("q", f.q)
                 .opt("kind", f.kind)
-                .opt("role_id", f.role)
+                .opt("role_id", role)
                 .opt("status", f.status)
                 .opt("org_id", f.org)
                 .paging(&f.paging);

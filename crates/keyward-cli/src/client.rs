@@ -35,8 +35,15 @@ impl Client {
     /// A client for `url` signing as `key_id` with `secret`.
     pub fn new(url: &str, key_id: &str, secret: Secret) -> Result<Self, Failure> {
         let base = Url::parse(url).map_err(|e| Failure::Usage(format!("--url: not a URL: {e}")))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(Failure::Usage("--url must be an http:// or https:// URL".into()));
+        match base.scheme() {
+            "http" => {}
+            // The workspace's reqwest is built without TLS for now; say so rather than fail obscurely.
+            "https" => {
+                return Err(Failure::Usage(
+                    "this build of keyward speaks plain http:// only; https:// comes with TLS support".into(),
+                ));
+            }
+            _ => return Err(Failure::Usage("--url must be an http:// URL".into())),
         }
         let host = base.host_str().ok_or_else(|| Failure::Usage("--url has no host".into()))?.to_owned();
         let port = base.port_or_known_default().ok_or_else(|| Failure::Usage("--url has no port".into()))?;

@@ -578,6 +578,8 @@ async fn a_refusal_exits_1_with_code_detail_and_field_errors_and_misuse_exits_2(
     {
         assert_eq!(kw.run(args).code, 2, "{args:?}");
     }
+    let https = Kw::new().login("https://keyward.example", "kw_x", "secret");
+    assert!(https.code == 2 && https.stderr.contains("http://"), "{https:?}");
     let down = Kw::new();
     down.login("http://127.0.0.1:9", "kw_x", "secret").refused("cannot reach");
 }

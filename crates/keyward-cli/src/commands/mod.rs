@@ -43,7 +43,8 @@ pub fn confirm(common: &Common, what: &str) -> Result<(), Failure> {
     }
 }
 
-/// A path segment, percent-encoded so an argument can never step into another path.
+/// An argument as one path segment: percent-encoded, so a `/`, `?` or `#` in it stays inside
+/// the segment. (`.` and `..` cannot be; as no id is either, they reach a 404.)
 pub fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -53,8 +54,7 @@ pub fn seg(s: &str) -> String {
             out.push_str(&format!("%{b:02X}"));
         }
     }
-    // `.` and `..` alone would still be dot segments.
-    if s == "." || s == ".." { s.replace('.', "%2E") } else { out }
+    out
 }
 
 /// Paging flags of every list.

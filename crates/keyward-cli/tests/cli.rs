@@ -327,7 +327,7 @@ async fn destructive_commands_refuse_without_a_terminal_unless_yes() {
 
     let second = kw.run(&["keys", "create", "--name", "bulk a", "--json"]).json();
     let third = kw.run(&["keys", "create", "--name", "bulk b", "--json"]).json();
-    assert!(kw.run(&["keys", "delete", &id, "--yes"]).ok().contains("deleted"));
+    assert_eq!(kw.run(&["keys", "delete", &id, "--yes", "--json"]).json()["deleted"], true);
     s.get("/v1/me", &Auth::basic(&id, &newest)).await.problem(401, "invalid_credentials");
     kw.run(&["keys", "get", &id]).refused("not_found");
     let bulk = kw.run(&["keys", "delete", &id_of(&second), &id_of(&third), "--yes", "--json"]).json();
@@ -405,7 +405,9 @@ async fn scopes_roles_and_users_in_both_output_modes_with_roles_by_name() {
     assert_eq!(scope["resources"], json!(["invoices", "refunds"]));
     assert!(kw.run(&["scopes", "list"]).ok().contains("invoices,refunds"));
     assert_eq!(kw.run(&["scopes", "list", "--json"]).json()["items"].as_array().unwrap().len(), 2);
+    assert!(kw.run(&["scopes", "list"]).ok().contains("keyward"));
     kw.run(&["scopes", "create", "--name", "orders", "--resource", "x"]).refused("scope_exists");
+    assert!(kw.run(&["scopes", "create", "--name", "shipping", "--resource", "labels"]).ok().contains("labels"));
 
     let role = kw
         .run(&[
@@ -430,6 +432,7 @@ async fn scopes_roles_and_users_in_both_output_modes_with_roles_by_name() {
     assert!(kw.run(&["roles", "get", &role_id]).ok().contains("orders:invoices:write"));
     let edited = kw.run(&["roles", "edit", "invoicing", "--description", "bills", "--no-max-keys", "--json"]).json();
     assert!(edited["description"] == "bills" && edited.get("max_keys").is_none_or(Value::is_null), "{edited}");
+    assert!(kw.run(&["roles", "edit", "refunds", "--name", "refunding"]).ok().contains("refunding"));
     assert!(kw.run(&["roles", "list"]).ok().contains("invoicing"));
     assert_eq!(kw.run(&["roles", "list", "--json"]).json()["total"], 6);
     kw.run(&["roles", "edit", "auditor", "--description", "x"]).refused("role_builtin");
@@ -443,10 +446,12 @@ async fn scopes_roles_and_users_in_both_output_modes_with_roles_by_name() {
         kw.run(&["users", "create", "--name", "ann", "--email", "ann@example.com"]).ok().contains("ann@example.com")
     );
     assert!(kw.run(&["users", "get", &user_id]).ok().contains("billing bot"));
+    assert_eq!(kw.run(&["users", "get", &user_id, "--json"]).json()["kind"], "service");
     assert_eq!(kw.run(&["users", "list", "--kind", "service", "--json"]).json()["total"], 1);
     assert!(kw.run(&["users", "list", "--q", "ann"]).ok().contains("ann@example.com"));
-    let edited = kw.run(&["users", "edit", &user_id, "--role", "invoicing", "--role", "refunds", "--json"]).json();
+    let edited = kw.run(&["users", "edit", &user_id, "--role", "invoicing", "--role", "refunding", "--json"]).json();
     assert_eq!(edited["roles"].as_array().unwrap().len(), 2);
+    assert!(kw.run(&["users", "edit", &user_id, "--email", "bot@example.com"]).ok().contains("bot@example.com"));
 
     let key =
         kw.run(&["keys", "create", "--name", "bot key", "--owner", &user_id, "--role", "invoicing", "--json"]).json();
@@ -457,10 +462,10 @@ async fn scopes_roles_and_users_in_both_output_modes_with_roles_by_name() {
     assert_eq!(kw.run(&["users", "keys", &user_id, "--json"]).json()["items"][0]["id"], id_of(&key).as_str());
 
     assert_eq!(kw.run(&["users", "edit", &user_id, "--status", "disabled", "--json"]).json()["status"], "disabled");
-    kw.run(&["roles", "delete", "invoicing", "--yes"]).ok();
+    assert_eq!(kw.run(&["roles", "delete", "invoicing", "--yes", "--json"]).json()["deleted"], true);
     kw.run(&["roles", "get", &role_id]).refused("not_found");
     kw.run(&["keys", "get", &id_of(&key)]).refused("not_found");
-    assert!(kw.run(&["users", "delete", &user_id, "--yes"]).ok().contains("deleted"));
+    assert_eq!(kw.run(&["users", "delete", &user_id, "--yes", "--json"]).json()["deleted"], true);
     kw.run(&["users", "get", &user_id]).refused("not_found");
     let me = s.get("/v1/me", &s.admin).await.expect(200);
     kw.run(&["users", "delete", me["user"]["id"].as_str().unwrap(), "--yes"]).refused("cannot_change_self");

@@ -45,10 +45,17 @@ impl Failure {
                     (Some(code), None) => format!("keyward: {code} ({status})"),
                     _ => format!("keyward: the server answered {status}"),
                 };
-                for e in body["errors"].as_array().into_iter().flatten() {
-                    let field = e["field"].as_str().unwrap_or("?");
-                    let message = e["message"].as_str().unwrap_or("");
-                    out.push_str(&format!("\n  {field}: {message}"));
+                let errors: Vec<String> = body["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| format!("{}: {}", e["field"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("")))
+                    .collect();
+                // One field error is usually the detail itself; it is not said twice.
+                if !(errors.len() == 1 && detail == Some(errors[0].as_str())) {
+                    for e in errors {
+                        out.push_str(&format!("\n  {e}"));
+                    }
                 }
                 out
             }

@@ -87,10 +87,11 @@ pub fn list(items: &Value, columns: &[(&str, &str)]) {
     table(&headers, &rows);
 }
 
-/// One object as `field  value` lines, in its own order.
+/// One object as `field  value` lines: `id` and `name` first, the rest alphabetically.
 pub fn object(value: &Value) {
-    let rows: Vec<Vec<String>> =
+    let mut rows: Vec<Vec<String>> =
         value.as_object().into_iter().flatten().map(|(k, v)| vec![k.clone(), cell(v)]).collect();
+    rows.sort_by_key(|r| (r[0] != "id", r[0] != "name", r[0].clone()));
     table(&["FIELD", "VALUE"], &rows);
 }
 

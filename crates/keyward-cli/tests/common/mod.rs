@@ -138,6 +138,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             clock: None,
             in_process: None,
+            listen: "127.0.0.1:0".into(),
         };
         prepare(&server.data_dir());
         server.launch().await;

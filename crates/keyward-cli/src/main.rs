@@ -4,11 +4,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use futures_util::StreamExt;
 use keyward_core::ids::OrgId;
-use keyward_core::store::{AuditQuery, Store};
+use keyward_core::store::AuditQuery;
 use keyward_server::audit::{Format, export, verify};
-use keyward_server::config::{Config, ServeArgs};
+use keyward_server::config::{Config, ServeArgs, StoreLocation};
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -52,7 +51,7 @@ struct StoreArgs {
     /// The server's data directory [default: ./keyward-data].
     #[arg(long, env = "KEYWARD_DATA_DIR")]
     data_dir: Option<std::path::PathBuf>,
-    /// Store URL: `sqlite://PATH` [default: SQLite in the data dir].
+    /// Store: `sqlite://PATH`, a file path, or `postgres://USER@HOST/DB` [default: SQLite in the data dir].
     #[arg(long, env = "KEYWARD_DATABASE_URL")]
     database_url: Option<String>,
     /// The server's TOML configuration file.
@@ -140,11 +139,11 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Export { filter, format } => (filter, Some(format)),
     };
     let config = load_config(filter.store.into());
-    if !config.data_dir.exists() {
+    // A missing data dir means a mistyped path, not an empty SQLite store to create.
+    if matches!(config.store, StoreLocation::Sqlite(_)) && !config.data_dir.exists() {
         anyhow::bail!("no data directory at {}", config.data_dir.display());
     }
-    let sqlite = keyward_server::open_store(&config).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let store = keyward_server::open_store(&config).await?;
     let org = filter.org.map(OrgId::from_trusted);
     let outcome = match format {
         None => {
@@ -183,6 +182,6 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
     };
-    sqlite.close().await;
+    store.close().await;
     outcome
 }

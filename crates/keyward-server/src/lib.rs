@@ -26,6 +26,7 @@ use axum::extract::{MatchedPath, Request};
 use keyward_core::clock::{Clock, SystemClock};
 use keyward_core::crypto::Keyring;
 use keyward_core::store::Store;
+use keyward_store::postgres::PostgresStore;
 use keyward_store::sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,13 +42,15 @@ const RECONCILE_EVERY_TICKS: u64 = 30;
 /// Retention runs at start and then hourly.
 const RETENTION_EVERY_TICKS: u64 = 1800;
 
-/// Opens the configured store, running its migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    match &config.store {
-        StoreLocation::Sqlite(path) => SqliteStore::open(path).await,
-        StoreLocation::SqliteUrl(url) => SqliteStore::open_url(url).await,
-    }
-    .context("cannot open the store")
+/// Opens the configured store, the backend chosen by its location, running its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let opened: Result<Arc<dyn Store>, _> = match &config.store {
+        StoreLocation::Sqlite(path) => SqliteStore::open(path).await.map(|s| Arc::new(s) as _),
+        StoreLocation::SqliteUrl(url) => SqliteStore::open_url(url).await.map(|s| Arc::new(s) as _),
+        StoreLocation::Postgres(url) => PostgresStore::open_url(url.expose()).await.map(|s| Arc::new(s) as _),
+    };
+    // The location as shown masks a password.
+    opened.with_context(|| format!("cannot open the store {}", config.store))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -74,7 +77,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// The service built from a configuration and a clock, ready to serve.
 pub struct App {
     pub state: AppState,
-    sqlite: SqliteStore,
 }
 
 /// Prepares the data dir, opens and bootstraps the store, and builds the state for a
@@ -92,12 +94,8 @@ pub async fn build(
     )?;
     let keyring = Arc::new(Keyring::new(&master));
 
-    let sqlite = open_store(&config).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let store_name = match &config.store {
-        StoreLocation::Sqlite(path) => path.display().to_string(),
-        StoreLocation::SqliteUrl(url) => url.clone(),
-    };
+    let store = open_store(&config).await?;
+    let store_name = config.store.to_string();
     bootstrap::refuse_lost_store(store.as_ref(), &remains, &store_name).await?;
 
     if let Some(path) = new_key_file {
@@ -137,7 +135,7 @@ pub async fn build(
         metrics: Arc::default(),
         key_writes: Arc::default(),
     };
-    Ok((App { state, sqlite }, admin))
+    Ok((App { state }, admin))
 }
 
 /// Serves `app` on `listener`, with the background writers running, until `shutdown`
@@ -147,7 +145,7 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let App { state, sqlite } = app;
+    let App { state } = app;
     let addr = listener.local_addr()?;
     let background = tokio::spawn(background_writers(state.clone()));
 
@@ -168,7 +166,7 @@ pub async fn serve_on(
             .max_connections
             .unwrap_or_else(|| connections::default_max_connections(connections::raise_fd_limit())),
     };
-    tracing::info!(%addr, store = ?config.store, max_connections = limits.max_connections, "keyward listening");
+    tracing::info!(%addr, store = %config.store, max_connections = limits.max_connections, "keyward listening");
     connections::serve(listener, app, limits, shutdown).await;
 
     background.abort();
@@ -176,7 +174,7 @@ pub async fn serve_on(
         tracing::warn!(error = %e, "could not write the last last-used times");
     }
     audit::flush_failures(&state, true).await;
-    sqlite.close().await;
+    state.store.close().await;
     tracing::info!("keyward stopped");
     Ok(())
 }

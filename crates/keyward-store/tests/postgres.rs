@@ -107,3 +107,69 @@ async fn reconnecting_keeps_everything_and_migrations_are_idempotent() {
     assert_eq!(store_suite::snapshot(&store).await, after, "and the writes made after the reconnect too");
     store.close().await;
 }
+
+/// Two stores over one database: two instances of the service.
+async fn two_instances() -> (TestDb, PostgresStore, PostgresStore) {
+    let db = TestDb::create().await;
+    let a = PostgresStore::open_url(&db.url()).await.unwrap();
+    let b = PostgresStore::open_url(&db.url()).await.unwrap();
+    (db, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn limits_hold_when_two_instances_create_at_once() {
+    let (_db, a, b) = two_instances().await;
+    store_suite::seed_a(&a).await;
+    let limits = store_suite::limits(3, &[("role_x", 2)]);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let limits = limits.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("kw_race_{i:02}");
+            let roles = if i < 8 { vec![store_suite::rid("role_x")] } else { vec![] };
+            let k = keyward_core::model::KeyRecord { roles, ..store_suite::key(&id, "usr_a", "org_a") };
+            store.insert_key(&k, &limits, &store_suite::ev("org_a", "key.create", &id)).await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => created += 1,
+            Err(e) => assert_eq!(store_suite::conflict::<()>(Err(e)), "key_limit_reached"),
+        }
+    }
+    let keys = store_suite::keys_by_id(&a).await;
+    assert_eq!((created, keys.len()), (3, 3), "exactly the limit was created: {:?}", store_suite::ids(&keys));
+    let with_role = keys.iter().filter(|k| !k.roles.is_empty()).count();
+    assert!(with_role <= 2, "the role cap held: {with_role} keys carry the role");
+    let creates = store_suite::org_audit(&a, "org_a").await.iter().filter(|e| e.event.action == "key.create").count();
+    assert_eq!(creates, 3, "one audit entry per created key, none for the refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_from_two_instances_keep_every_chain_intact() {
+    let (_db, a, b) = two_instances().await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let org = if i % 3 == 0 { "org_b" } else { "org_a" };
+            let events = vec![
+                store_suite::ev(org, "key.use_refused", &format!("kw_{i}")),
+                store_suite::ev("org_c", "token.issue", &format!("kw_{i}")),
+            ];
+            store.append_audit(&events).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let mut total = 0;
+    for org in ["org_a", "org_b", "org_c"] {
+        let entries = store_suite::org_audit(&b, org).await;
+        store_suite::assert_chain(&entries, keyward_core::audit::GENESIS_HASH);
+        total += entries.len();
+    }
+    assert_eq!(total, 80);
+}

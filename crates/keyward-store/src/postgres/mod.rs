@@ -611,8 +611,10 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(pg)?;
+        // The keys are locked before the chain, as every write takes rows first and the chain last
+        // (an update of one of them, waiting for the chain, would deadlock with this cascade).
         let keys: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM keys WHERE owner_id = $1 AND deleted_at IS NULL ORDER BY id")
+            sqlx::query_scalar("SELECT id FROM keys WHERE owner_id = $1 AND deleted_at IS NULL ORDER BY id FOR UPDATE")
                 .bind(id.as_str())
                 .fetch_all(&mut *tx)
                 .await
@@ -684,12 +686,14 @@ impl Store for PostgresStore {
             .await
             .map_err(pg)?;
         let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT k.id FROM keys k JOIN key_roles kr ON kr.key_id = k.id WHERE kr.role_id = $1 AND k.deleted_at IS NULL ORDER BY k.id",
+            "SELECT k.id FROM keys k JOIN key_roles kr ON kr.key_id = k.id WHERE kr.role_id = $1 AND k.deleted_at IS NULL \
+             ORDER BY k.id FOR UPDATE OF k",
         )
         .bind(id.as_str())
         .fetch_all(&mut *tx)
         .await
         .map_err(pg)?;
+        // The keys are locked (above) before the chain, as in delete_user.
         append_audit(&mut tx, event).await?;
         let deleted = cascade_delete_keys(&mut tx, &keys, event, "role deleted").await?;
         tx.commit().await.map_err(pg)?;

@@ -251,3 +251,34 @@ async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+#[cfg(test)]
+mod open_store_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::ServeArgs;
+
+    fn config(database_url: &str) -> Config {
+        Config::load(ServeArgs { database_url: Some(database_url.into()), ..ServeArgs::default() }).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_postgres_store_that_cannot_be_reached_says_why_without_its_password() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let err = open_store(&config("postgres://kw:hunter2@127.0.0.1:1/keyward")).await.err().unwrap();
+        let shown = format!("{err:#}");
+        assert!(shown.contains("postgres://kw:***@127.0.0.1:1/keyward"), "{shown}");
+        assert!(shown.contains("refused"), "the cause is named: {shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_url_opens_sqlite_behind_the_trait() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = open_store(&config(&url)).await.unwrap();
+        store.ping().await.unwrap();
+        store.close().await;
+        assert!(dir.path().join("k.db").exists());
+    }
+}

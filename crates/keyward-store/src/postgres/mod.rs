@@ -10,7 +10,7 @@ use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
 use keyward_core::store::{AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::time::Duration;
@@ -33,6 +33,9 @@ impl PostgresStore {
     /// Connects to a `postgres://` or `postgresql://` URL and runs the migrations.
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(pg)?;
+        // One connection first: a pool that cannot connect only says it timed out, this says why.
+        let probe = PgConnection::connect_with(&options).await.map_err(pg)?;
+        probe.close().await.map_err(pg)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))

@@ -76,7 +76,7 @@ async fn each_key_action_writes_exactly_one_entry_naming_actor_key_source_and_ou
     assert!(entries(&s, "actor_id=usr_nobody").await.is_empty());
     assert!(entries(&s, "from=2099-01-01T00:00:00Z").await.is_empty());
     assert_eq!(entries(&s, "to=2099-01-01T00:00:00Z").await.len(), entries(&s, "").await.len());
-    let p = s.get("/v1/audit?from=yesterday", &s.admin).await.problem(422, "validation_failed");
+    let p = s.get("/v1/audit?from=yesterday", &s.admin).await.problem(400, "invalid_query");
     assert_eq!(p["field"], "from");
     // Paging.
     let page = s.get("/v1/audit?per_page=10&page=1", &s.admin).await.expect(200);
@@ -152,13 +152,21 @@ async fn refused_uses_are_coalesced_per_key_source_and_reason() {
     // Shutdown closes the open windows.
     s.restart().await;
     let failed = entries(&s, &format!("action=key.use_failed&target_id={id}")).await;
-    assert_eq!(failed.len(), 2, "{failed:?}");
-    let bad_secret = failed.iter().find(|e| e["details"]["reason"] == "invalid_credentials").unwrap();
-    assert_eq!(bad_secret["details"]["count"], 50);
-    assert_eq!(bad_secret["outcome"], "failure");
-    assert_eq!(bad_secret["source_ip"], "127.0.0.1");
-    let locked = failed.iter().find(|e| e["details"]["reason"] == "key_locked").unwrap();
-    assert_eq!(locked["details"]["count"], 3);
+    // Each window's first refusal is written at once, the rest of the window in one more entry
+    // (fewer when the later refusals came before the first was written).
+    let count = |reason: &str| -> u64 {
+        failed
+            .iter()
+            .filter(|e| e["details"]["reason"] == reason)
+            .map(|e| e["details"]["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert!((2..=4).contains(&failed.len()), "{failed:?}");
+    assert_eq!((count("invalid_credentials"), count("key_locked")), (50, 3));
+    for e in &failed {
+        assert_eq!(e["outcome"], "failure");
+        assert_eq!(e["source_ip"], "127.0.0.1");
+    }
     assert!(!s.get("/v1/audit/export", &s.admin).await.text.contains("definitely-not-the-secret"));
 }
 
@@ -261,7 +269,8 @@ async fn export_streams_csv_and_ndjson_with_filters() {
     let parsed: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(parsed.len(), 1);
     assert_eq!(parsed[0]["action"], "key.lock");
-    s.get("/v1/audit/export?format=xml", &s.admin).await.problem(422, "validation_failed");
+    let p = s.get("/v1/audit/export?format=xml", &s.admin).await.problem(400, "invalid_query");
+    assert_eq!(p["field"], "format");
 
     let (status, out, _) = s.run_cli(&[
         "audit",

@@ -435,7 +435,7 @@ async fn the_list_searches_filters_sorts_pages_and_counts() {
         ("status=sleeping", "status"),
         (&*format!("q={}", "x".repeat(256)), "q"),
     ] {
-        let p = s.get(&format!("/v1/keys?{query}"), &s.admin).await.problem(422, "validation_failed");
+        let p = s.get(&format!("/v1/keys?{query}"), &s.admin).await.problem(400, "invalid_query");
         assert_eq!(p["field"], field);
     }
     let owner = s.get("/v1/me", &s.admin).await.expect(200)["user"]["id"].as_str().unwrap().to_owned();

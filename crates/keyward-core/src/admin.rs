@@ -4,7 +4,9 @@
 use crate::error::CoreError;
 use crate::ids::RoleId;
 use crate::input::Problems;
-use crate::model::{UserKind, UserStatus};
+use crate::model::{
+    AUDIT_RETENTION_DAYS_RANGE, DEFAULT_EXPIRY_DAYS_RANGE, MAX_KEYS_PER_USER_RANGE, Org, UserKind, UserStatus,
+};
 use crate::permission::{Permission, is_valid_name};
 use serde::Deserialize;
 
@@ -45,7 +47,10 @@ fn parse_role_ids(p: &mut Problems, roles: &[String]) -> Vec<RoleId> {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     pub name: Option<String>,
+    #[schema(max_length = 254)]
     pub email: Option<String>,
     /// `human` (default) or `service` (a Service Requestor: API only).
     pub kind: Option<UserKind>,
@@ -82,10 +87,11 @@ impl CreateUserRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
     /// An address, or `null` to remove it.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, max_length = 254)]
     pub email: Option<Option<String>>,
     pub roles: Option<Vec<String>>,
     /// `active` or `disabled`; a disabled user's keys stop working.
@@ -120,11 +126,15 @@ impl UpdateUserRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRoleRequest {
+    /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     pub name: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     /// `<scope>:<resource>:read|write`; `*` stands for any scope or resource.
     pub permissions: Option<Vec<String>>,
     /// Keys per holder that carry this role (1–100000); absent for no cap.
+    #[schema(minimum = 1, maximum = 100000)]
     pub max_keys: Option<i64>,
 }
 
@@ -132,12 +142,14 @@ pub struct CreateRoleRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRoleRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     pub permissions: Option<Vec<String>>,
     /// A cap, or `null` to remove it.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 100000)]
     pub max_keys: Option<Option<i64>>,
 }
 
@@ -221,9 +233,12 @@ impl UpdateRoleRequest {
 #[serde(deny_unknown_fields)]
 pub struct CreateScopeRequest {
     /// Lowercase letters, digits, `_`, `-`, `.`; 1–64 chars; not `keyward`.
+    #[schema(value_type = String, required = true, pattern = "^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub name: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
     /// 1–100 resource names, same rules as the name.
+    #[schema(value_type = Vec<String>, required = true, min_items = 1, max_items = 100)]
     pub resources: Option<Vec<String>>,
 }
 
@@ -320,5 +335,133 @@ mod tests {
             };
             assert_eq!(fields(req.into_parts().unwrap_err()), vec![field]);
         }
+    }
+}
+
+/// Body of `PATCH /v1/orgs/{id}`; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrgRequest {
+    #[schema(min_length = 1, max_length = 255)]
+    pub name: Option<String>,
+    /// 1–100000.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub max_keys_per_user: Option<i64>,
+    /// 1–36500, or `null` for keys without expiry.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 36500)]
+    pub default_expiry_days: Option<Option<i64>>,
+    pub allow_direct_secret: Option<bool>,
+    pub hawk_require_payload_hash: Option<bool>,
+    /// 1–36500 days, or `null` to keep every audit entry (account admins only).
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 36500)]
+    pub audit_retention_days: Option<Option<i64>>,
+}
+
+/// An optional number of days in `range`, or `null` for none.
+fn days_setting(
+    p: &mut Problems,
+    field: &str,
+    slot: &mut Option<u32>,
+    v: Option<Option<i64>>,
+    range: std::ops::RangeInclusive<u32>,
+) {
+    match v {
+        None => {}
+        Some(None) => *slot = None,
+        Some(Some(d)) => match u32::try_from(d).ok().filter(|d| range.contains(d)) {
+            Some(d) => *slot = Some(d),
+            None => p.add(field, format!("must be {} to {}, or null", range.start(), range.end())),
+        },
+    }
+}
+
+impl UpdateOrgRequest {
+    /// Applies the change to `org`, checking every setting's range at once.
+    /// Only an account admin changes audit retention: shortening it erases
+    /// history, including the trail of whoever shortens it.
+    pub fn apply(self, org: &mut Org, by_account_admin: bool) -> Result<(), CoreError> {
+        if self.audit_retention_days.is_some() && !by_account_admin {
+            return Err(CoreError::forbidden("only an account_admin changes audit retention"));
+        }
+        let mut p = Problems::default();
+        if let Some(name) = self.name {
+            check_display_name(&mut p, "name", &name);
+            org.name = name;
+        }
+        if let Some(max) = self.max_keys_per_user {
+            match u32::try_from(max).ok().filter(|m| MAX_KEYS_PER_USER_RANGE.contains(m)) {
+                Some(m) => org.settings.max_keys_per_user = m,
+                None => p.add("max_keys_per_user", "must be 1 to 100000"),
+            }
+        }
+        let settings = &mut org.settings;
+        days_setting(
+            &mut p,
+            "default_expiry_days",
+            &mut settings.default_expiry_days,
+            self.default_expiry_days,
+            DEFAULT_EXPIRY_DAYS_RANGE,
+        );
+        days_setting(
+            &mut p,
+            "audit_retention_days",
+            &mut settings.audit_retention_days,
+            self.audit_retention_days,
+            AUDIT_RETENTION_DAYS_RANGE,
+        );
+        if let Some(require) = self.hawk_require_payload_hash {
+            settings.hawk_require_payload_hash = require;
+        }
+        if let Some(allow) = self.allow_direct_secret {
+            settings.allow_direct_secret = allow;
+        }
+        p.finish(())
+    }
+}
+
+#[cfg(test)]
+mod org_tests {
+    use super::*;
+    use crate::ids::OrgId;
+    use crate::model::OrgSettings;
+
+    fn org() -> Org {
+        Org {
+            id: OrgId::from_trusted("o"),
+            name: "o".into(),
+            settings: OrgSettings::default(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn apply(json: &str, by_account_admin: bool) -> Result<Org, CoreError> {
+        let mut o = org();
+        serde_json::from_str::<UpdateOrgRequest>(json).unwrap().apply(&mut o, by_account_admin).map(|()| o)
+    }
+
+    #[test]
+    fn org_settings_ranges() {
+        for (json, ok) in [
+            (r#"{"max_keys_per_user": 1}"#, true),
+            (r#"{"max_keys_per_user": 100000}"#, true),
+            (r#"{"max_keys_per_user": 0}"#, false),
+            (r#"{"max_keys_per_user": 100001}"#, false),
+            (r#"{"default_expiry_days": 36500}"#, true),
+            (r#"{"default_expiry_days": 36501}"#, false),
+            (r#"{"default_expiry_days": null}"#, true),
+            (r#"{"name": " "}"#, false),
+        ] {
+            assert_eq!(apply(json, false).is_ok(), ok, "{json}");
+        }
+        assert_eq!(apply(r#"{"default_expiry_days": 30}"#, false).unwrap().settings.default_expiry_days, Some(30));
+    }
+
+    #[test]
+    fn only_an_account_admin_changes_retention() {
+        assert!(matches!(apply(r#"{"audit_retention_days": 30}"#, false), Err(CoreError::Forbidden { .. })));
+        assert_eq!(apply(r#"{"audit_retention_days": 30}"#, true).unwrap().settings.audit_retention_days, Some(30));
+        assert!(apply(r#"{"audit_retention_days": 0}"#, true).is_err());
     }
 }

@@ -87,29 +87,62 @@ impl ChainVerifier {
     }
 }
 
-/// Failed key uses, coalesced: one entry per key, source and reason per window.
+/// Refused uses, coalesced per org, action, target and reason over a window.
+/// The first refusal of a window is written at once (within the writer's next
+/// round, well under 2 s); the rest of the window follows as one more entry
+/// with their count when the window closes. Source addresses are aggregated
+/// into each entry, so a spray from many addresses cannot flood the log.
 #[derive(Debug, Default)]
 pub struct FailureCoalescer {
-    open: std::collections::HashMap<(String, String, String, String), FailureWindow>,
+    open: std::collections::HashMap<Slot, FailureWindow>,
 }
+
+/// (org, action, target type, target id, reason).
+type Slot = (String, String, String, String, String);
 
 #[derive(Debug, Clone)]
 struct FailureWindow {
-    org_id: String,
-    owner_id: String,
+    actor_id: String,
+    actor_key_id: Option<String>,
+    opened_at: Timestamp,
+    /// Refusals not yet written, and when the first and last of them happened.
+    pending: u64,
     first_at: Timestamp,
     last_at: Timestamp,
-    count: u64,
+    /// Up to [`MAX_LISTED_SOURCES`] distinct addresses of the pending refusals.
+    sources: Vec<String>,
+    /// Pending refusals from addresses past that list.
+    unlisted: u64,
+    /// Whether an entry of this window was written yet.
+    written: bool,
 }
 
-/// Open windows before new sources of a key are folded together.
+/// Open windows; past it, new targets of an org share one window per action
+/// and reason (target id `many`).
 pub const MAX_OPEN_WINDOWS: usize = 10_000;
 
 /// The length of a coalescing window.
 pub const FAILURE_WINDOW_SECS: i64 = 60;
 
+/// Distinct source addresses named in one entry; the rest are counted.
+pub const MAX_LISTED_SOURCES: usize = 10;
+
+/// One refused attempt, as the coalescer counts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Refused<'a> {
+    pub action: &'a str,
+    pub org_id: &'a str,
+    pub actor_id: &'a str,
+    pub actor_key_id: Option<&'a str>,
+    pub target_type: &'a str,
+    pub target_id: &'a str,
+    pub source: &'a str,
+    pub reason: &'a str,
+}
+
 impl FailureCoalescer {
-    /// Counts one refused use of `key_id` from `source` for `reason`.
+    /// Counts one refused use of `key_id` (owned by `owner_id`) from `source` for `reason`;
+    /// returns whether it opened a window, whose first entry is then due at once.
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
@@ -120,54 +153,99 @@ impl FailureCoalescer {
         source: &str,
         reason: &str,
         at: Timestamp,
-    ) {
-        let mut slot = (action.to_owned(), key_id.to_owned(), source.to_owned(), reason.to_owned());
-        // Only known keys are recorded, so sources are the one unbounded dimension:
-        // past the cap, new sources of a key share one window marked "many".
-        if self.open.len() >= MAX_OPEN_WINDOWS && !self.open.contains_key(&slot) {
-            slot.2 = "many".to_owned();
-        }
-        let w = self.open.entry(slot).or_insert_with(|| FailureWindow {
-            org_id: org_id.to_owned(),
-            owner_id: owner_id.to_owned(),
-            first_at: at,
-            last_at: at,
-            count: 0,
-        });
-        w.count += 1;
-        w.last_at = at;
+    ) -> bool {
+        self.count(
+            &Refused {
+                action,
+                org_id,
+                actor_id: owner_id,
+                actor_key_id: Some(key_id),
+                target_type: "key",
+                target_id: key_id,
+                source,
+                reason,
+            },
+            at,
+        )
     }
 
-    /// Closes the windows that began at least a window ago (all of them with
-    /// `flush_all`) and returns their audit events.
+    /// Counts one refused attempt; returns whether it opened a window.
+    pub fn count(&mut self, r: &Refused<'_>, at: Timestamp) -> bool {
+        let mut slot = (
+            r.org_id.to_owned(),
+            r.action.to_owned(),
+            r.target_type.to_owned(),
+            r.target_id.to_owned(),
+            r.reason.to_owned(),
+        );
+        let mut actor_key_id = r.actor_key_id;
+        if self.open.len() >= MAX_OPEN_WINDOWS && !self.open.contains_key(&slot) {
+            slot.3 = "many".to_owned();
+            actor_key_id = None;
+        }
+        let mut opened = false;
+        let w = self.open.entry(slot).or_insert_with(|| {
+            opened = true;
+            FailureWindow {
+                actor_id: r.actor_id.to_owned(),
+                actor_key_id: actor_key_id.map(str::to_owned),
+                opened_at: at,
+                pending: 0,
+                first_at: at,
+                last_at: at,
+                sources: Vec::new(),
+                unlisted: 0,
+                written: false,
+            }
+        });
+        if w.pending == 0 {
+            w.first_at = at;
+        }
+        w.pending += 1;
+        w.last_at = at;
+        let listed = w.sources.iter().any(|s| s == r.source);
+        if !listed && w.sources.len() < MAX_LISTED_SOURCES {
+            w.sources.push(r.source.to_owned());
+        } else if !listed {
+            w.unlisted += 1;
+        }
+        opened
+    }
+
+    /// The entries due at `now`: each window's first refusal, and the rest of the
+    /// windows that closed (of every window with `flush_all`). Closed windows are dropped.
     pub fn drain(&mut self, now: Timestamp, flush_all: bool) -> Vec<AuditEvent> {
-        let due: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, w)| flush_all || (now - w.first_at).num_seconds() >= FAILURE_WINDOW_SECS)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut events: Vec<AuditEvent> = due
-            .into_iter()
-            .filter_map(|k| self.open.remove(&k).map(|w| (k, w)))
-            .map(|((action, key_id, source, reason), w)| AuditEvent {
-                at: w.last_at,
-                org_id: w.org_id,
-                actor_id: w.owner_id,
-                actor_key_id: Some(key_id.clone()),
-                source_ip: Some(source),
-                action,
-                target_type: "key".into(),
-                target_id: key_id,
-                outcome: "failure".into(),
-                details: serde_json::json!({
-                    "reason": reason,
-                    "count": w.count,
-                    "first_at": rfc3339(&w.first_at),
-                    "last_at": rfc3339(&w.last_at),
-                }),
-            })
-            .collect();
+        let mut events = Vec::new();
+        self.open.retain(|(org_id, action, target_type, target_id, reason), w| {
+            let closed = flush_all || (now - w.opened_at).num_seconds() >= FAILURE_WINDOW_SECS;
+            if w.pending > 0 && (closed || !w.written) {
+                let single = w.sources.len() == 1 && w.unlisted == 0;
+                events.push(AuditEvent {
+                    at: w.last_at,
+                    org_id: org_id.clone(),
+                    actor_id: w.actor_id.clone(),
+                    actor_key_id: w.actor_key_id.clone(),
+                    source_ip: single.then(|| w.sources[0].clone()),
+                    action: action.clone(),
+                    target_type: target_type.clone(),
+                    target_id: target_id.clone(),
+                    outcome: "failure".into(),
+                    details: serde_json::json!({
+                        "reason": reason,
+                        "count": w.pending,
+                        "first_at": rfc3339(&w.first_at),
+                        "last_at": rfc3339(&w.last_at),
+                        "sources": w.sources,
+                        "unlisted_sources_count": w.unlisted,
+                    }),
+                });
+                w.pending = 0;
+                w.sources.clear();
+                w.unlisted = 0;
+                w.written = true;
+            }
+            !closed
+        });
         events.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.target_id.cmp(&b.target_id)));
         events
     }
@@ -228,48 +306,62 @@ mod tests {
     }
 
     #[test]
-    fn failures_coalesce_per_key_source_and_reason_per_window() {
+    fn the_first_refusal_is_due_at_once_and_the_rest_when_the_window_closes() {
+        const U: &str = "key.use_failed";
+        let t0 = event().at;
+        let secs = chrono::Duration::seconds;
+        let mut c = FailureCoalescer::default();
+        assert!(c.record(U, "org", "usr", "kw_1", "10.0.0.1", "invalid_credentials", t0));
+        let first = c.drain(t0, false);
+        assert_eq!(first.len(), 1, "due at once");
+        assert_eq!((first[0].details["count"].as_u64(), first[0].source_ip.as_deref()), (Some(1), Some("10.0.0.1")));
+        for i in 1..100 {
+            assert!(!c.record(U, "org", "usr", "kw_1", "10.0.0.1", "invalid_credentials", t0 + secs(i % 30)));
+        }
+        assert!(c.record(U, "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0));
+        assert!(c.record("session.sign_in", "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0));
+        let due = c.drain(t0 + secs(59), false);
+        assert_eq!(due.len(), 2, "only the new windows' first entries: {due:?}");
+        assert!(c.drain(t0 + secs(59), false).is_empty());
+        let rest = c.drain(t0 + secs(60), false);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].details["count"], 99);
+        assert_eq!(rest[0].details["reason"], "invalid_credentials");
+        assert!(c.drain(t0 + secs(600), true).is_empty());
+        // A window with nothing after its first entry closes without a second one.
+        assert!(c.record(U, "org", "usr", "kw_2", "10.0.0.1", "key_expired", t0 + secs(600)));
+        assert_eq!(c.drain(t0 + secs(600), false).len(), 1);
+        assert!(c.drain(t0 + secs(700), false).is_empty());
+    }
+
+    #[test]
+    fn a_spray_of_addresses_becomes_one_entry_per_key_and_window() {
         const U: &str = "key.use_failed";
         let t0 = event().at;
         let mut c = FailureCoalescer::default();
-        for i in 0..100 {
-            c.record(
-                U,
-                "org",
-                "usr",
-                "kw_1",
-                "10.0.0.1",
-                "invalid_credentials",
-                t0 + chrono::Duration::seconds(i % 30),
-            );
+        let mut events = Vec::new();
+        for i in 0..20_000u32 {
+            let [_, a, b, d] = i.to_be_bytes();
+            c.record(U, "org", "usr", "kw_1", &format!("10.{a}.{b}.{d}"), "invalid_credentials", t0);
+            if i == 0 {
+                events.extend(c.drain(t0, false));
+            }
         }
-        c.record(U, "org", "usr", "kw_1", "10.0.0.2", "invalid_credentials", t0);
-        c.record(U, "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0);
-        c.record("session.sign_in", "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0);
-        assert!(c.drain(t0 + chrono::Duration::seconds(59), false).is_empty());
-        let events = c.drain(t0 + chrono::Duration::seconds(60), false);
-        assert_eq!(events.len(), 4);
-        let flood = events.iter().find(|e| e.details["count"] == 100).unwrap();
-        assert_eq!(flood.details["reason"], "invalid_credentials");
-        assert_eq!(flood.source_ip.as_deref(), Some("10.0.0.1"));
-        assert!(c.drain(t0 + chrono::Duration::seconds(600), true).is_empty());
+        events.extend(c.drain(t0 + chrono::Duration::seconds(60), false));
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[1].details["count"], 19_999);
+        assert_eq!(events[1].source_ip, None, "many sources: none singled out");
+        assert_eq!(events[1].details["sources"].as_array().unwrap().len(), MAX_LISTED_SOURCES);
+        assert_eq!(events[1].details["unlisted_sources_count"], 19_999 - MAX_LISTED_SOURCES as u64);
 
-        // A flood from ever new addresses stays bounded.
+        // Ever new keys stay bounded too: past the cap they share one window.
         for i in 0..(MAX_OPEN_WINDOWS + 5_000) {
-            c.record(
-                U,
-                "org",
-                "usr",
-                "kw_1",
-                &format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255),
-                "invalid_credentials",
-                t0,
-            );
+            c.record(U, "org", "usr", &format!("kw_{i}"), "10.0.0.1", "invalid_credentials", t0);
         }
-        let events = c.drain(t0 + chrono::Duration::seconds(60), false);
+        let events = c.drain(t0, false);
         assert_eq!(events.len(), MAX_OPEN_WINDOWS + 1);
-        let many = events.iter().find(|e| e.source_ip.as_deref() == Some("many")).unwrap();
-        assert_eq!(many.details["count"], 5_000);
+        let many = events.iter().find(|e| e.target_id == "many").unwrap();
+        assert_eq!(many.details["count"], 5_000, "past the cap, keys share one window");
     }
 
     #[test]

@@ -26,22 +26,30 @@ const MAX_EXPIRES_IN_DAYS: i64 = 36_500;
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     pub name: Option<String>,
     /// Caller-chosen id, `[A-Za-z0-9_.-]{3,64}`; required on import.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,64}$")]
     pub id: Option<String>,
+    #[schema(max_length = 1024)]
     pub description: Option<String>,
+    #[schema(max_length = 1024)]
     pub comment: Option<String>,
     /// Role ids; with neither `roles` nor `scopes` the key carries all of its owner's roles.
     pub roles: Option<Vec<String>>,
     pub scopes: Option<Vec<ScopeGrant>>,
     /// A future RFC 3339 time, or `null` for never (even where the org has a default expiry).
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = DateTime)]
     pub expires_at: Option<Option<String>>,
+    /// 1–36500; instead of `expires_at`.
+    #[schema(minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<i64>,
     /// At most 10 IPv4/IPv6 addresses or CIDRs.
+    #[schema(max_items = 10)]
     pub network_restrictions: Option<Vec<String>>,
     /// 10–86400, default 60.
+    #[schema(minimum = 10, maximum = 86400)]
     pub reauth_timeout_s: Option<i64>,
     /// The user the key is for (admins only); default the caller.
     pub owner_id: Option<String>,
@@ -70,13 +78,13 @@ impl<'de> Deserialize<'de> for ImportedSecret {
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     pub comment: Option<Option<String>>,
     /// Role ids or names; giving roles or scopes ends a key's inheritance of its owner.
     #[serde(default, deserialize_with = "crate::input::double_option")]
@@ -87,16 +95,19 @@ pub struct UpdateKeyRequest {
     pub scopes: Option<Option<Vec<ScopeGrant>>>,
     /// A future RFC 3339 time, or `null` for never.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, format = DateTime)]
     pub expires_at: Option<Option<String>>,
+    /// 1–36500; instead of `expires_at`.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 36500)]
     pub expires_in_days: Option<Option<i64>>,
+    /// At most 10 IPv4/IPv6 addresses or CIDRs.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<String>>, max_items = 10)]
     pub network_restrictions: Option<Option<Vec<String>>>,
+    /// 10–86400.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 10, maximum = 86400)]
     pub reauth_timeout_s: Option<Option<i64>>,
 }
 
@@ -476,7 +487,7 @@ impl KeyRecord {
 
     /// Ends a grace period at once; false when none is running.
     pub fn end_grace(&mut self, now: Timestamp) -> bool {
-        let running = self.grace_secret(now).is_some();
+        let running = self.accepts_previous(now).is_some();
         self.previous_secret = None;
         if running {
             self.updated_at = now;
@@ -553,6 +564,8 @@ pub enum AuthFailure {
     KeyLocked,
     KeyExpired,
     IpNotAllowed,
+    /// Too many failed attempts for this key id or from this address: wait, then try again.
+    TooManyAttempts,
 }
 
 impl AuthFailure {
@@ -563,6 +576,7 @@ impl AuthFailure {
             AuthFailure::KeyLocked => "key_locked",
             AuthFailure::KeyExpired => "key_expired",
             AuthFailure::IpNotAllowed => "ip_not_allowed",
+            AuthFailure::TooManyAttempts => "too_many_attempts",
         }
     }
 }
@@ -802,8 +816,8 @@ mod tests {
         let spec = KeySpec::named("n", vec![]);
         let (mut key, _) = spec.into_record(&owner, &OrgSettings::default(), &owner.id, now(), |_, _| test_sealed());
         key.roll(test_sealed(), Duration::seconds(300), now());
-        assert_eq!(key.grace_secret(now()).map(|g| g.valid_until), Some(now() + Duration::seconds(300)));
-        assert!(key.grace_secret(now() + Duration::seconds(300)).is_none(), "the grace ends at valid_until");
+        assert_eq!(key.accepts_previous(now()).map(|g| g.valid_until), Some(now() + Duration::seconds(300)));
+        assert!(key.accepts_previous(now() + Duration::seconds(300)).is_none(), "the grace ends at valid_until");
         assert!(key.end_grace(now()));
         assert!(!key.end_grace(now()), "no grace running");
         key.roll(test_sealed(), Duration::zero(), now());

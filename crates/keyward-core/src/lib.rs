@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod authn;
 pub mod clock;
 pub mod crypto;
 pub mod error;

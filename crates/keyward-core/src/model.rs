@@ -39,6 +39,7 @@ impl Default for OrgSettings {
 
 pub const MAX_KEYS_PER_USER_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
 pub const DEFAULT_EXPIRY_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=36_500;
+pub const AUDIT_RETENTION_DAYS_RANGE: std::ops::RangeInclusive<u32> = 1..=36_500;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
@@ -222,6 +223,14 @@ pub struct GraceSecret {
     pub valid_until: Timestamp,
 }
 
+impl GraceSecret {
+    /// The grace rule, the one place it is written: the old secret works until `valid_until`, exclusive.
+    #[must_use]
+    pub fn accepts(&self, now: Timestamp) -> bool {
+        now < self.valid_until
+    }
+}
+
 /// An API key as stored. Never serialized to clients as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
@@ -256,14 +265,6 @@ pub struct KeyRecord {
     pub version: i64,
 }
 
-impl GraceSecret {
-    /// Whether the rolled-out secret is still accepted at `now`.
-    #[must_use]
-    pub fn accepted_at(&self, now: Timestamp) -> bool {
-        now < self.valid_until
-    }
-}
-
 /// How far ahead `expiring_30d` looks.
 pub const EXPIRING_SOON_DAYS: i64 = 30;
 
@@ -287,10 +288,10 @@ impl KeyRecord {
         self.expires_at.is_some_and(|e| e > now && e <= now + chrono::Duration::days(EXPIRING_SOON_DAYS))
     }
 
-    /// The rolled-out secret while it is still accepted.
+    /// The previous secret, while its grace period lets it be used at `now`.
     #[must_use]
-    pub fn grace_secret(&self, now: Timestamp) -> Option<&GraceSecret> {
-        self.previous_secret.as_ref().filter(|p| p.accepted_at(now))
+    pub fn accepts_previous(&self, now: Timestamp) -> Option<&GraceSecret> {
+        self.previous_secret.as_ref().filter(|p| p.accepts(now))
     }
 }
 

@@ -3,6 +3,9 @@
 //! here exactly, with one algorithm and no header-driven choices.
 
 use crate::clock::Timestamp;
+use crate::crypto::SecretDigest;
+use crate::model::KeyRecord;
+use crate::permission::{Access, Permission, PermissionSet};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 pub use ed25519_dalek::VerifyingKey;
@@ -101,6 +104,74 @@ impl TokenSigner {
 #[must_use]
 pub fn jwk(kid: &str, key: &VerifyingKey) -> serde_json::Value {
     serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(key.as_bytes()), "kid": kid, "alg": "EdDSA", "use": "sig"})
+}
+
+/// Why a requested scope gives no token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    /// A requested permission is not `<scope>:<resource>:read|write`.
+    #[error("{0}")]
+    Malformed(String),
+    /// The key holds none of what was asked.
+    #[error("the key holds none of the requested scope")]
+    NoneHeld,
+}
+
+/// What a token may carry: all the key holds, or each requested permission down
+/// to what the key holds of it (RFC 6749 §3.3: a scope narrows, never widens).
+pub fn grant_scope(held: &PermissionSet, requested: Option<&str>) -> Result<PermissionSet, ScopeError> {
+    let Some(scope) = requested else { return Ok(held.clone()) };
+    let mut out = PermissionSet::default();
+    for text in scope.split(' ').filter(|s| !s.is_empty()) {
+        let p = Permission::parse(text, false).map_err(ScopeError::Malformed)?;
+        for access in [Access::Write, Access::Read] {
+            if access <= p.access && held.allows(&p.scope, &p.resource, access) {
+                out.grant(&p.scope, &p.resource, access);
+                break;
+            }
+        }
+    }
+    if out.is_empty() { Err(ScopeError::NoneHeld) } else { Ok(out) }
+}
+
+/// A token purchase that passed client authentication.
+#[derive(Debug)]
+pub struct Purchase<'a> {
+    pub key: &'a KeyRecord,
+    /// The digest of the secret that paid: the token lives as long as that secret is accepted.
+    pub paid_with: &'a SecretDigest,
+    pub granted: &'a PermissionSet,
+    /// The service's public URL: `iss` and `aud`.
+    pub issuer: &'a str,
+    pub jti: String,
+    /// The owner's disable epoch now (the key's lock epoch is on the key).
+    pub owner_epoch: u32,
+}
+
+/// The claims of the token a purchase buys at `now`: it lives the key's
+/// `reauth_timeout_s` and is tied to the secret that paid (the previous one in its
+/// grace period, or the current one).
+#[must_use]
+pub fn claims_for(purchase: Purchase<'_>, now: Timestamp) -> AccessClaims {
+    let key = purchase.key;
+    let paid_with_previous = key
+        .accepts_previous(now)
+        .filter(|p| p.sealed.digest.ct_eq(purchase.paid_with))
+        .map(|p| p.sealed.digest.version());
+    AccessClaims {
+        iss: purchase.issuer.to_owned(),
+        sub: key.owner_id.to_string(),
+        aud: purchase.issuer.to_owned(),
+        client_id: key.id.to_string(),
+        iat: now.timestamp(),
+        exp: now.timestamp() + i64::from(key.reauth_timeout_s),
+        jti: purchase.jti,
+        scope: purchase.granted.to_strings().join(" "),
+        org_id: key.org_id.to_string(),
+        sv: paid_with_previous.unwrap_or_else(|| key.secret.digest.version()),
+        kep: key.token_epoch,
+        uep: purchase.owner_epoch,
+    }
 }
 
 /// Why a token was refused.
@@ -213,6 +284,27 @@ mod tests {
         parts[0] = none;
         assert_eq!(verify(&parts.join("."), own, "http://keyward.test", at(1_000)), Err(TokenError::BadHeader));
         assert_eq!(verify("a.b", own, "http://keyward.test", at(1_000)), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_requested_scope_narrows_and_never_widens() {
+        let mut held = PermissionSet::default();
+        held.grant("keyward", "keys", Access::Read);
+        held.grant("orders", "invoices", Access::Write);
+        let ask = |s: &str| grant_scope(&held, Some(s)).map(|p| p.to_strings());
+        let table: [(&str, Result<Vec<&str>, ScopeError>); 5] = [
+            ("keyward:keys:write", Ok(vec!["keyward:keys:read"])),
+            ("orders:invoices:read", Ok(vec!["orders:invoices:read"])),
+            ("keyward:users:read", Err(ScopeError::NoneHeld)),
+            ("keyward:keys:read  orders:invoices:write", Ok(vec!["keyward:keys:read", "orders:invoices:write"])),
+            ("keyward:users:read keyward:keys:read", Ok(vec!["keyward:keys:read"])),
+        ];
+        for (asked, expected) in table {
+            let expected = expected.map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
+            assert_eq!(ask(asked), expected, "{asked}");
+        }
+        assert!(matches!(grant_scope(&held, Some("keys")), Err(ScopeError::Malformed(_))));
+        assert_eq!(grant_scope(&held, None).unwrap(), held);
     }
 
     #[test]

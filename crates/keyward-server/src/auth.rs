@@ -1,6 +1,7 @@
 //! Authentication of every `/v1` request against the in-memory index (Hawk,
-//! bewits, access tokens, and the key itself), `Server-Authorization` on
-//! Hawk responses, and the per-route permission check from the endpoint table.
+//! bewits, access tokens, and the key itself), the throttle on failed
+//! attempts, `Server-Authorization` on Hawk responses, and the per-route
+//! permission check from the endpoint table.
 
 use crate::extract::{client_ip, is_trusted_peer};
 use crate::index::{Credential, HawkRequest, Refusal};
@@ -11,20 +12,52 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use keyward_core::clock::Timestamp;
+use keyward_core::authn::{AuthThrottle, FailureOutcome};
 use keyward_core::hawk::{self, HawkHeader, RequestInfo, ResponseInfo};
+use keyward_core::ids::KeyId;
 use keyward_core::key::AuthFailure;
 use keyward_core::policy::{Need, Principal};
 use keyward_core::secret::Secret;
 use keyward_core::token::{self, looks_like_jwt};
 use std::net::IpAddr;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Largest request body read for a Hawk payload hash.
 const MAX_HAWK_BODY: usize = 1024 * 1024;
 /// Largest response body hashed for `Server-Authorization`; larger or streamed bodies go without a hash.
 const MAX_SIGNED_RESPONSE: usize = 8 * 1024 * 1024;
+
+/// The throttle on failed authentication, shared by every request. While
+/// nothing is locked out, checking it is one atomic read: no lock, no allocation.
+#[derive(Default)]
+pub struct ThrottleGate {
+    inner: RwLock<AuthThrottle>,
+    /// The latest second any lockout lasts until.
+    locked_until: AtomicI64,
+}
+
+impl ThrottleGate {
+    /// Seconds until an attempt naming `key` from `source` is judged again, if locked out.
+    pub fn retry_after(&self, key: Option<&KeyId>, source: Option<IpAddr>, now: i64) -> Option<u64> {
+        if self.locked_until.load(Ordering::Relaxed) <= now {
+            return None;
+        }
+        self.inner.read().ok()?.retry_after(key, source, now)
+    }
+
+    /// Counts a failed guess; returns the lockouts it started.
+    pub fn fail(&self, key: Option<&KeyId>, source: Option<IpAddr>, now: i64) -> FailureOutcome {
+        let Ok(mut throttle) = self.inner.write() else { return FailureOutcome::default() };
+        let outcome = throttle.fail(key, source, now);
+        for lockout in [outcome.key_lockout, outcome.address_lockout].into_iter().flatten() {
+            self.locked_until.fetch_max(lockout.until, Ordering::Relaxed);
+        }
+        outcome
+    }
+}
 
 /// What the `Authorization` header (or a bewit) presents.
 enum Presented {
@@ -128,16 +161,17 @@ struct HawkContext {
     content_type: Option<String>,
 }
 
-fn refused(state: &AppState, refusal: Refusal, ip: IpAddr, now: Timestamp) -> ApiError {
-    state.record_refusal(&refusal, ip, now);
-    match refusal.challenge {
-        Some(challenge) => ApiError::StaleTimestamp(challenge),
-        None => ApiError::Unauthorized(refusal.failure),
+/// The error for a refusal (already audited and counted).
+pub fn refusal_error(refusal: Refusal) -> ApiError {
+    match (refusal.retry_after_s, refusal.challenge) {
+        (Some(retry_after_s), _) => ApiError::TooManyAttempts { retry_after_s },
+        (None, Some(challenge)) => ApiError::StaleTimestamp(challenge),
+        (None, None) => ApiError::Unauthorized(refusal.failure),
     }
 }
 
 /// Authenticates the caller, checks the route's requirement, hands the
-/// `Principal` to the handler and signs Hawk responses.
+/// `Principal` to the handler and signs Hawk responses (errors included).
 pub async fn authorize(
     State((state, need)): State<(AppState, Need)>,
     req: Request,
@@ -153,9 +187,16 @@ pub async fn authorize(
     let resource = parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let mut body = Some(body);
     let mut hawk_context = None;
-    let principal = match presented(&parts.headers, &resource).map_err(ApiError::Unauthorized)? {
+    let presented = presented(&parts.headers, &resource).map_err(ApiError::Unauthorized)?;
+    if !matches!(presented, Presented::Session(_)) {
+        state.throttle_address(Some(ip), now).map_err(refusal_error)?;
+    }
+    // Refusals of guessable credentials count toward throttling; sessions and tokens are
+    // not guessed, so a locked-out key id does not end them.
+    let judged = |verdict, per_key| state.judged(verdict, "key.use_failed", per_key, Some(ip), ip, now);
+    let principal = match presented {
         Presented::Key(credential) => {
-            state.index.authenticate(&credential, now, ip, true).map_err(|r| refused(&state, r, ip, now))?
+            judged(state.index.authenticate(&credential, now, ip, true), true).map_err(refusal_error)?
         }
         Presented::Session(token) => {
             let session =
@@ -170,32 +211,30 @@ pub async fn authorize(
             }
             state.index.authenticate_session(&session.key_id, &session.secret_version, now, ip).map_err(|r| {
                 state.sessions.end(&token);
-                refused(&state, r, ip, now)
+                state.record_refusal(&r, ip, now);
+                refusal_error(r)
             })?
         }
         Presented::Token(jwt) => {
-            let claims = token::verify(&jwt, |kid| state.tokens.verifying_key(kid, now), &state.issuer, now)
-                .map_err(|_| ApiError::Unauthorized(AuthFailure::InvalidCredentials))?;
-            state.index.authenticate_token(&claims, now, ip).map_err(|r| refused(&state, r, ip, now))?
+            let verdict = token::verify(&jwt, |kid| state.tokens.verifying_key(kid, now), &state.issuer, now)
+                .map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))
+                .and_then(|claims| state.index.authenticate_token(&claims, now, ip));
+            judged(verdict, false).map_err(refusal_error)?
         }
         Presented::Bewit(bewit, stripped) => {
             hawk::check_bewit_method(parts.method.as_str())
                 .map_err(|_| ApiError::Unauthorized(AuthFailure::InvalidCredentials))?;
             let (host, port) = hawk_target(&state, &parts.headers, trusted_peer)?;
-            state
-                .index
-                .authenticate_bewit(&bewit, &stripped, &host, port, now, ip)
-                .map_err(|r| refused(&state, r, ip, now))?
+            judged(state.index.authenticate_bewit(&bewit, &stripped, &host, port, now, ip), true)
+                .map_err(refusal_error)?
         }
         Presented::Hawk(header) => {
             let (host, port) = hawk_target(&state, &parts.headers, trusted_peer)?;
             let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
             // The body is read only when the MAC covers a hash of it.
             let payload = match (&header.hash, body.take()) {
-                (Some(_), Some(b)) => Some(to_bytes(b, MAX_HAWK_BODY).await.map_err(|_| ApiError::BadRequest {
-                    code: "body_too_large",
-                    detail: format!("a Hawk-signed body may be at most {MAX_HAWK_BODY} bytes"),
-                })?),
+                // Over the limit, or cut off while reading: either way the MAC cannot be checked.
+                (Some(_), Some(b)) => Some(to_bytes(b, MAX_HAWK_BODY).await.map_err(|_| ApiError::PayloadTooLarge)?),
                 (None, b) => {
                     body = b;
                     None
@@ -214,23 +253,31 @@ pub async fn authorize(
                     payload: payload.as_deref(),
                 },
             };
-            let (principal, secret) = state
-                .index
-                .authenticate_hawk(&request, now, ip, &state.nonces)
-                .map_err(|r| refused(&state, r, ip, now))?;
+            let (verdict, secret) = match state.index.authenticate_hawk(&request, now, ip, &state.nonces) {
+                Ok((principal, secret)) => (Ok(principal), Some(secret)),
+                Err(refusal) => (Err(refusal), None),
+            };
+            let principal = judged(verdict, true).map_err(refusal_error)?;
             if let Some(bytes) = payload {
                 body = Some(Body::from(bytes));
             }
-            hawk_context = Some(HawkContext { header, secret, method, resource, host, port, content_type });
+            if let Some(secret) = secret {
+                hawk_context = Some(HawkContext { header, secret, method, resource, host, port, content_type });
+            }
             principal
         }
     };
     if let Some(key) = &principal.key_id {
         state.usage.touch(key, now, Some(ip));
     }
-    principal.require(need)?;
-    parts.extensions.insert(principal);
-    let response = next.run(Request::from_parts(parts, body.unwrap_or_else(Body::empty))).await;
+    // From here the caller is authenticated: every answer to a Hawk request is signed, refusals included.
+    let response = match principal.require(need) {
+        Ok(()) => {
+            parts.extensions.insert(principal);
+            next.run(Request::from_parts(parts, body.unwrap_or_else(Body::empty))).await
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    };
     match hawk_context {
         Some(ctx) => Ok(sign_response(ctx, response).await),
         None => Ok(response),

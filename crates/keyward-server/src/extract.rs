@@ -157,6 +157,45 @@ pub fn client_ip(headers: &HeaderMap, extensions: &Extensions, trusted: &[IpNet]
     hops.first().copied().flatten().unwrap_or(peer)
 }
 
+/// The schema of the `per_page` query parameter: 10, 25, 50 or 100.
+pub struct PerPage;
+
+impl utoipa::PartialSchema for PerPage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::Integer)
+            .enum_values(Some([10, 25, 50, 100]))
+            .default(Some(25.into()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PerPage {}
+
+/// The paging of a list, for lists whose other parameters are not a struct of their own.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// From 1.
+    #[param(value_type = Option<u32>, minimum = 1)]
+    pub page: Option<String>,
+    /// 10, 25, 50 or 100 (default 25).
+    #[param(value_type = Option<PerPage>, inline)]
+    pub per_page: Option<String>,
+}
+
+impl PageParams {
+    /// The page asked for; a list that names neither `page` nor `per_page` comes whole, as one page of `all`.
+    pub fn or_whole(&self, all: usize) -> Result<(u32, u32), ApiError> {
+        if self.page.is_none() && self.per_page.is_none() {
+            return Ok((1, u32::try_from(all).unwrap_or(u32::MAX).max(1)));
+        }
+        let mut errors = Vec::new();
+        let paging = parse_paging(self.page.as_deref(), self.per_page.as_deref(), &mut errors);
+        if errors.is_empty() { Ok(paging) } else { Err(ApiError::InvalidQuery(errors)) }
+    }
+}
+
 /// Parses `page` (from 1) and `per_page` (10, 25, 50 or 100; default 25), adding any problem to `errors`.
 pub fn parse_paging(
     page: Option<&str>,
@@ -180,6 +219,30 @@ pub fn parse_paging(
         }
     };
     (page, per_page)
+}
+
+/// The query parameters of `query` that are not in `declared`, or that appear twice, as
+/// field errors. A Hawk `bewit` may accompany any GET. A name that is not a short plain
+/// parameter name (it could be a pasted secret) is reported as `query`, never echoed.
+pub fn undeclared_query_parameters(query: &str, declared: &[&str], is_get: bool) -> Vec<keyward_core::FieldError> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut errors = Vec::new();
+    for (name, _) in form_urlencoded::parse(query.as_bytes()) {
+        let known = declared.contains(&name.as_ref()) || (is_get && name == "bewit");
+        let plain = !name.is_empty()
+            && name.len() <= 24
+            && !name.starts_with("kws_")
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let field = if plain { name.clone().into_owned() } else { "query".to_owned() };
+        if !known {
+            errors.push(keyward_core::FieldError::new(field, "is not a parameter of this endpoint"));
+        } else if seen.iter().any(|s| *s == name) {
+            errors.push(keyward_core::FieldError::new(field, "is given more than once"));
+        } else {
+            seen.push(name.into_owned());
+        }
+    }
+    errors
 }
 
 #[cfg(test)]
@@ -244,6 +307,28 @@ mod tests {
         ext.insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 1234)));
         let trusted: Vec<IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
         client_ip(&headers, &ext, &trusted)
+    }
+
+    #[test]
+    fn only_declared_query_parameters_pass_and_each_other_one_is_named() {
+        let declared = ["status", "page"];
+        let fields = |q: &str, get: bool| -> Vec<(String, String)> {
+            undeclared_query_parameters(q, &declared, get).into_iter().map(|e| (e.field, e.message)).collect()
+        };
+        assert!(fields("status=active&page=2", true).is_empty());
+        assert!(fields("", true).is_empty());
+        assert!(fields("bewit=abc&page=1", true).is_empty(), "a bewit may accompany a GET");
+        assert_eq!(fields("bewit=abc", false)[0].0, "bewit", "but nothing else");
+        assert_eq!(
+            fields("target_type=key", true),
+            [("target_type".into(), "is not a parameter of this endpoint".into())]
+        );
+        assert_eq!(fields("page=1&page=2", true), [("page".into(), "is given more than once".into())]);
+        assert_eq!(fields("a=1&status=x&b", true).iter().map(|(f, _)| f.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        // Anything that is not a short plain name is never echoed: it could be a secret.
+        for odd in ["kws_abc", "Secret", "a%20b", "x".repeat(25).as_str(), "%E2%9C%93"] {
+            assert_eq!(fields(odd, true)[0].0, "query", "{odd}");
+        }
     }
 
     #[test]

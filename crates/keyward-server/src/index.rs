@@ -1,32 +1,26 @@
 //! The in-memory index of keys and the directory their permissions come from,
-//! so authenticating a request reads no database row. It is refreshed from the
-//! store by the same code path that writes the store.
+//! so authenticating a request reads no database row: it keeps the snapshot,
+//! finds the key a credential names and hands it to the judges in
+//! `keyward_core::authn`. It is refreshed from the store by the same code path
+//! that writes the store.
 
 use crate::nonce::NonceCache;
+use keyward_core::authn;
+pub use keyward_core::authn::{HawkRequest, IndexedKey, MAX_BEWIT_TTL_SECS, Refusal};
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{Keyring, SecretDigest};
-use keyward_core::hawk::{self, AuthOptions, Bewit, HawkError, HawkHeader, PayloadCheck, RequestInfo};
+use keyward_core::hawk::Bewit;
 use keyward_core::ids::{KeyId, OrgId, UserId};
-use keyward_core::key::{AuthFailure, KeyState, check_key_state};
+use keyward_core::key::{AuthFailure, KeyState};
 use keyward_core::model::{KeyRecord, Org, UserStatus, builtin_roles};
-use keyward_core::permission::Permission;
 use keyward_core::permission::PermissionSet;
-use keyward_core::policy::{AuthMethod, Directory, Principal};
-use keyward_core::secret::{Secret, SecretShape, shape};
-use keyward_core::store::{KeyUsage, Store, StoreError};
+use keyward_core::policy::{Directory, Principal};
+use keyward_core::secret::Secret;
+use keyward_core::store::{Store, StoreError};
 use keyward_core::token::AccessClaims;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
-
-/// One key as the credential check needs it.
-#[derive(Debug)]
-pub struct IndexedKey {
-    pub record: KeyRecord,
-    pub permissions: PermissionSet,
-    pub cross_org: bool,
-    pub state: KeyState,
-}
+use std::sync::{Arc, RwLock};
 
 #[derive(Default)]
 struct Snapshot {
@@ -38,10 +32,16 @@ struct Snapshot {
 
 impl Snapshot {
     fn index_key(&self, record: KeyRecord) -> IndexedKey {
-        let owner_disabled = self.directory.users.get(&record.owner_id).is_none_or(|u| u.status != UserStatus::Active);
+        let owner = self.directory.users.get(&record.owner_id);
+        let owner_disabled = owner.is_none_or(|u| u.status != UserStatus::Active);
+        let settings = self.directory.orgs.get(&record.org_id).map(|o| &o.settings);
         IndexedKey {
             permissions: self.directory.key_permissions(&record),
             cross_org: self.directory.key_is_cross_org(&record),
+            direct_secret_allowed: settings.is_some_and(|s| s.allow_direct_secret),
+            hawk_require_payload_hash: settings.is_some_and(|s| s.hawk_require_payload_hash),
+            owner_may_sign_in: owner.is_some_and(|u| !self.directory.is_service_requestor(u)),
+            owner_token_epoch: owner.map_or(0, |u| u.token_epoch),
             state: KeyState {
                 locked: record.locked || owner_disabled,
                 expires_at: record.expires_at,
@@ -70,39 +70,6 @@ impl Snapshot {
             }
         }
     }
-}
-
-/// The longest a bewit may run ahead of now: seven days.
-pub const MAX_BEWIT_TTL_SECS: i64 = 7 * 86_400;
-
-/// A refused credential, with the key it named when there was one (for the audit log).
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    pub failure: AuthFailure,
-    /// (key, org, owner) of the key the credential named or matched.
-    pub key: Option<(KeyId, OrgId, UserId)>,
-    /// A Hawk `WWW-Authenticate` stale-timestamp challenge (only after a valid MAC).
-    pub challenge: Option<String>,
-}
-
-impl Refusal {
-    fn anonymous(failure: AuthFailure) -> Self {
-        Self { failure, key: None, challenge: None }
-    }
-
-    fn about(key: &IndexedKey, failure: AuthFailure) -> Self {
-        Self {
-            failure,
-            key: Some((key.record.id.clone(), key.record.org_id.clone(), key.record.owner_id.clone())),
-            challenge: None,
-        }
-    }
-}
-
-/// A Hawk request as the MAC covers it.
-pub struct HawkRequest<'a> {
-    pub header: &'a HawkHeader,
-    pub info: RequestInfo<'a>,
 }
 
 /// A presented credential.
@@ -192,6 +159,13 @@ impl KeyIndex {
         self.snapshot.read().ok()?.directory.users.get(id).cloned()
     }
 
+    /// The operator's org (the first one created, where the bootstrap admin lives):
+    /// where events that name no org, such as an address locked out, are audited.
+    pub fn operator_org(&self) -> Option<OrgId> {
+        let snap = self.snapshot.read().ok()?;
+        snap.directory.orgs.values().min_by_key(|o| (o.created_at, o.id.clone())).map(|o| o.id.clone())
+    }
+
     pub fn key(&self, id: &KeyId) -> Option<Arc<IndexedKey>> {
         self.snapshot.read().ok()?.keys.get(id).cloned()
     }
@@ -254,41 +228,12 @@ impl KeyIndex {
         let key = match credential {
             Credential::IdAndSecret(id, _) => snap.keys.get(&KeyId::from_trusted(id.clone())),
             Credential::Secret(_) => snap.by_digest.get(&digest.0).and_then(|id| snap.keys.get(id)),
-        }
-        .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let refuse = |failure| Refusal::about(key, failure);
-        if shape(secret.expose()) == SecretShape::BadChecksum || !secret_matches(&key.record, &digest, now) {
-            return Err(refuse(AuthFailure::InvalidCredentials));
-        }
-        check_key_state(&key.state, now, source).map_err(refuse)?;
-        let allow_direct = snap.directory.orgs.get(&key.record.org_id).is_some_and(|o| o.settings.allow_direct_secret);
-        if direct && !allow_direct {
-            return Err(refuse(AuthFailure::InvalidCredentials));
-        }
-        Ok(Principal {
-            user_id: key.record.owner_id.clone(),
-            org_id: key.record.org_id.clone(),
-            key_id: Some(key.record.id.clone()),
-            permissions: key.permissions.clone(),
-            cross_org: key.cross_org,
-            auth_method: AuthMethod::Secret,
-        })
-    }
-}
-
-impl KeyIndex {
-    /// The secrets a key accepts now: the current one, and the previous one in its grace period.
-    fn live_secrets(&self, key: &KeyRecord, now: Timestamp) -> Vec<Secret> {
-        let mut sealed = vec![&key.secret];
-        if let Some(prev) = key.previous_secret.as_ref().filter(|p| now < p.valid_until) {
-            sealed.push(&prev.sealed);
-        }
-        sealed.into_iter().filter_map(|s| self.keyring.open(key.id.as_str(), &s.ciphertext).ok()).collect()
+        };
+        authn::judge_secret(key.map(AsRef::as_ref), secret, &digest, now, source, direct)
     }
 
-    /// Judges a Hawk request: MAC (and payload hash, when sent), then nonce and
-    /// timestamp, then the key's state. Returns the secret that matched, for
-    /// `Server-Authorization`.
+    /// Judges a Hawk request (see [`authn::judge_hawk`]); returns the secret that
+    /// matched, for `Server-Authorization`.
     pub fn authenticate_hawk(
         &self,
         req: &HawkRequest<'_>,
@@ -297,58 +242,8 @@ impl KeyIndex {
         nonces: &NonceCache,
     ) -> Result<(Principal, Secret), Refusal> {
         let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let Some(key) = snap.keys.get(&KeyId::from_trusted(req.header.id.clone())) else {
-            // Spend the same work on unknown ids, so timing does not tell which ids exist.
-            let _ = hawk::authenticate_request(
-                req.header,
-                b"keyward-unknown-id",
-                &req.info,
-                now.timestamp(),
-                &AuthOptions::default(),
-            );
-            return Err(Refusal::anonymous(AuthFailure::InvalidCredentials));
-        };
-        // Delegation (Oz app/dlg) is not part of Keyward; such requests are refused outright.
-        if req.header.app.is_some() {
-            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
-        }
-        let require_hash =
-            snap.directory.orgs.get(&key.record.org_id).is_some_and(|o| o.settings.hawk_require_payload_hash);
-        let options = AuthOptions { require_payload_hash: require_hash, ..AuthOptions::default() };
-        let mut outcome = Err(HawkError::BadMac);
-        let mut matched = None;
-        for secret in self.live_secrets(&key.record, now) {
-            outcome = hawk::authenticate_request(
-                req.header,
-                secret.expose().as_bytes(),
-                &req.info,
-                now.timestamp(),
-                &options,
-            );
-            if !matches!(outcome, Err(HawkError::BadMac)) {
-                matched = Some(secret);
-                break;
-            }
-        }
-        let authenticated = match outcome {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(reason = e.reason(), key = %key.record.id, "hawk request refused");
-                let mut refusal = Refusal::about(key, AuthFailure::InvalidCredentials);
-                refusal.challenge = e.challenge();
-                return Err(refusal);
-            }
-        };
-        if authenticated.payload == PayloadCheck::Deferred {
-            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
-        }
-        if !nonces.first_use(&authenticated.id, &authenticated.nonce, now.timestamp()) {
-            tracing::debug!(key = %key.record.id, "hawk nonce replayed");
-            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
-        }
-        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
-        let secret = matched.ok_or_else(|| Refusal::about(key, AuthFailure::InvalidCredentials))?;
-        Ok((principal_of(key, AuthMethod::Hawk), secret))
+        let key = snap.keys.get(&KeyId::from_trusted(req.header.id.clone()));
+        authn::judge_hawk(key.map(AsRef::as_ref), &self.keyring, req, now, source, nonces)
     }
 
     /// Judges a bewit (a single-URI Hawk authorization in the query string, GET and HEAD only).
@@ -361,29 +256,13 @@ impl KeyIndex {
         now: Timestamp,
         source: IpAddr,
     ) -> Result<Principal, Refusal> {
-        // A bewit is a bearer URL that cannot be revoked on its own: cap how far ahead it may run.
-        if bewit.exp > now.timestamp() + MAX_BEWIT_TTL_SECS {
-            return Err(Refusal::anonymous(AuthFailure::InvalidCredentials));
-        }
         let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let Some(key) = snap.keys.get(&KeyId::from_trusted(bewit.id.clone())) else {
-            // Spend the same work on unknown ids, so timing does not tell which ids exist.
-            let _ = hawk::authenticate_bewit(bewit, b"keyward-unknown-id", resource, host, port, now.timestamp());
-            return Err(Refusal::anonymous(AuthFailure::InvalidCredentials));
-        };
-        let ok = self.live_secrets(&key.record, now).iter().any(|s| {
-            hawk::authenticate_bewit(bewit, s.expose().as_bytes(), resource, host, port, now.timestamp()).is_ok()
-        });
-        if !ok {
-            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
-        }
-        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
-        Ok(principal_of(key, AuthMethod::Hawk))
+        let key = snap.keys.get(&KeyId::from_trusted(bewit.id.clone()));
+        let req = authn::BewitRequest { bewit, resource, host, port };
+        authn::judge_bewit(key.map(AsRef::as_ref), &self.keyring, &req, now, source)
     }
 
-    /// Judges an access token whose signature and expiry were verified: the key
-    /// that bought it must still exist with the secret that bought it, and be
-    /// usable now; the token holds at most what the key holds now.
+    /// Judges an access token whose signature and expiry were verified.
     pub fn authenticate_token(
         &self,
         claims: &AccessClaims,
@@ -391,33 +270,10 @@ impl KeyIndex {
         source: IpAddr,
     ) -> Result<Principal, Refusal> {
         let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let key = snap
-            .keys
-            .get(&KeyId::from_trusted(claims.client_id.clone()))
-            .filter(|k| k.record.org_id.as_str() == claims.org_id)
-            .ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        if !secret_still_accepted(&key.record, &claims.sv, now) {
-            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
-        }
-        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
-        // While locked the token answers key_locked; once unlocked it is simply dead.
-        let owner_epoch = snap.directory.users.get(&key.record.owner_id).map_or(0, |u| u.token_epoch);
-        if !claims.epochs_current(key.record.token_epoch, owner_epoch) {
-            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
-        }
-        let mut scoped = PermissionSet::default();
-        for p in claims.scope.split_whitespace().filter_map(|s| Permission::parse(s, false).ok()) {
-            scoped.grant(&p.scope, &p.resource, p.access);
-        }
-        let mut principal = principal_of(key, AuthMethod::Token);
-        principal.permissions = scoped.intersect(&key.permissions);
-        // Acting across orgs (and granting freely) is for the full account admin only, never a narrowed token.
-        principal.cross_org = key.cross_org && principal.permissions == key.permissions;
-        Ok(principal)
+        let key = snap.keys.get(&KeyId::from_trusted(claims.client_id.clone()));
+        authn::judge_token(key.map(AsRef::as_ref), claims, now, source)
     }
-}
 
-impl KeyIndex {
     /// Judges a key that proved itself earlier (a browser session): it must still be usable now.
     pub fn authenticate_session(
         &self,
@@ -427,76 +283,6 @@ impl KeyIndex {
         source: IpAddr,
     ) -> Result<Principal, Refusal> {
         let snap = self.snapshot.read().map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        let key = snap.keys.get(id).ok_or(Refusal::anonymous(AuthFailure::InvalidCredentials))?;
-        if !secret_still_accepted(&key.record, secret_version, now) {
-            return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
-        }
-        check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
-        Ok(principal_of(key, AuthMethod::Session))
-    }
-}
-
-/// Whether the secret tagged `version` (which bought a token or a session) is
-/// still the key's current one, or its previous one within the grace period.
-fn secret_still_accepted(key: &KeyRecord, version: &str, now: Timestamp) -> bool {
-    key.secret.digest.version() == version
-        || key.previous_secret.as_ref().is_some_and(|p| now < p.valid_until && p.sealed.digest.version() == version)
-}
-
-fn principal_of(key: &IndexedKey, auth_method: AuthMethod) -> Principal {
-    Principal {
-        user_id: key.record.owner_id.clone(),
-        org_id: key.record.org_id.clone(),
-        key_id: Some(key.record.id.clone()),
-        permissions: key.permissions.clone(),
-        cross_org: key.cross_org,
-        auth_method,
-    }
-}
-
-/// The current secret, or the previous one within its grace period (constant-time compares).
-fn secret_matches(key: &KeyRecord, digest: &SecretDigest, now: Timestamp) -> bool {
-    let current = key.secret.digest.ct_eq(digest);
-    let previous = key.previous_secret.as_ref().is_some_and(|p| p.sealed.digest.ct_eq(digest) && now < p.valid_until);
-    current | previous
-}
-
-/// Last-used times waiting to be written: at most one pending entry per key,
-/// flushed in one transaction every few seconds.
-#[derive(Default)]
-pub struct UsageRecorder {
-    pending: Mutex<HashMap<KeyId, (Timestamp, Option<IpAddr>)>>,
-}
-
-impl UsageRecorder {
-    pub fn touch(&self, key: &KeyId, at: Timestamp, ip: Option<IpAddr>) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(key.clone(), (at, ip));
-        }
-    }
-
-    /// A use not yet written, so responses show it before the flush.
-    pub fn pending(&self, key: &KeyId) -> Option<(Timestamp, Option<IpAddr>)> {
-        self.pending.lock().ok()?.get(key).copied()
-    }
-
-    /// Writes what is pending; on failure the batch is put back for the next try.
-    pub async fn flush(&self, store: &dyn Store) -> Result<usize, StoreError> {
-        let batch: Vec<KeyUsage> = match self.pending.lock() {
-            Ok(mut p) => p.drain().map(|(key_id, (at, ip))| KeyUsage { key_id, at, ip }).collect(),
-            Err(_) => return Err(poisoned()),
-        };
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        if let Err(e) = store.record_key_usage(&batch).await {
-            if let Ok(mut p) = self.pending.lock() {
-                for u in batch {
-                    p.entry(u.key_id).or_insert((u.at, u.ip));
-                }
-            }
-            return Err(e);
-        }
-        Ok(batch.len())
+        authn::judge_session(snap.keys.get(id).map(AsRef::as_ref), secret_version, now, source)
     }
 }

@@ -15,12 +15,15 @@ pub mod problem;
 pub mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod usage;
 pub mod views;
 
 use crate::config::{Config, StoreLocation};
-use crate::index::{KeyIndex, UsageRecorder};
+use crate::index::KeyIndex;
+use crate::nonce::NonceCache;
 use crate::state::AppState;
 use crate::tokens::TokenKeys;
+use crate::usage::UsageRecorder;
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request};
 use keyward_core::clock::{Clock, SystemClock};
@@ -37,9 +40,11 @@ pub use api::router;
 
 /// How often pending last-used times are written.
 const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
+/// How often closed windows of refused uses are looked for.
+const REFUSAL_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The key index is reconciled with the store every minute.
 const RECONCILE_EVERY_TICKS: u64 = 30;
-/// Retention runs at start and then hourly.
+/// Retention runs at start (before serving) and then hourly.
 const RETENTION_EVERY_TICKS: u64 = 1800;
 
 /// Opens the configured store, the backend chosen by its location, running its migrations.
@@ -86,6 +91,8 @@ pub async fn build(
     clock: Arc<dyn Clock>,
     addr: SocketAddr,
 ) -> anyhow::Result<(App, Option<bootstrap::BootstrapAdmin>)> {
+    // Hawk nonces are remembered from here on; requests signed earlier are sent back to re-sign.
+    let started = clock.now();
     bootstrap::prepare_data_dir(&config.data_dir)?;
     let remains = bootstrap::earlier_life(&config.data_dir);
     let (master, new_key_file) = bootstrap::load_master_key(
@@ -119,6 +126,10 @@ pub async fn build(
     let usage = Arc::new(UsageRecorder::default());
     let tokens = Arc::new(TokenKeys::load(store.as_ref(), keyring.clone(), clock.now()).await?);
     let issuer: Arc<str> = config.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).into();
+    // Hawk requests signed in the second the process started are refused (the process before
+    // may have seen them); serve only once that second is over, so no fresh request meets it.
+    let second_over = (started.timestamp() + 1) * 1000 - clock.now().timestamp_millis();
+    tokio::time::sleep(Duration::from_millis(u64::try_from(second_over).unwrap_or(0))).await;
     let state = AppState {
         config: Arc::new(config.clone()),
         store,
@@ -127,7 +138,9 @@ pub async fn build(
         usage,
         clock,
         failures: Arc::default(),
-        nonces: Arc::default(),
+        failures_due: Arc::default(),
+        throttle: Arc::default(),
+        nonces: Arc::new(NonceCache::since(started)),
         tokens,
         issuer,
         sessions: Arc::default(),
@@ -147,7 +160,11 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let App { state } = app;
     let addr = listener.local_addr()?;
+    // Retention runs once before serving, so no request sees what it is about to prune.
+    audit::apply_retention(&state).await;
     let background = tokio::spawn(background_writers(state.clone()));
+    let (stop_refusals, stop) = tokio::sync::oneshot::channel();
+    let refusals = tokio::spawn(refusal_writer(state.clone(), stop));
 
     let app = router(state.clone()).layer(
         TraceLayer::new_for_http()
@@ -170,10 +187,14 @@ pub async fn serve_on(
     connections::serve(listener, app, limits, shutdown).await;
 
     background.abort();
+    // Stopped, not aborted: a write under way finishes, then what is left of every window follows.
+    let _ = stop_refusals.send(());
+    if let Err(e) = refusals.await {
+        tracing::warn!(error = %e, "the refused-use writer failed");
+    }
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::warn!(error = %e, "could not write the last last-used times");
     }
-    audit::flush_failures(&state, true).await;
     state.store.close().await;
     tracing::info!("keyward stopped");
     Ok(())
@@ -198,8 +219,23 @@ fn hawk_authority(config: &Config, addr: SocketAddr) -> Option<(Vec<String>, u16
     Some((hosts, addr.port()))
 }
 
+/// Writes refused uses to the audit log: a window's first refusal as soon as it
+/// happens, the rest when the window closes (checked every second), and
+/// everything still open when told to stop.
+async fn refusal_writer(state: AppState, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            () = state.failures_due.notified() => {},
+            () = tokio::time::sleep(REFUSAL_CHECK_INTERVAL) => {},
+        }
+        audit::flush_failures(&state, false).await;
+    }
+    audit::flush_failures(&state, true).await;
+}
+
 /// Writes what accompanies requests in batches: last-used times every two
-/// seconds, coalesced refused uses as their windows close, retention hourly.
+/// seconds, the index reconciled every minute, retention hourly.
 async fn background_writers(state: AppState) {
     let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
     let mut ticks: u64 = 0;
@@ -208,19 +244,18 @@ async fn background_writers(state: AppState) {
         // The safety net behind refreshing after each write: a failed refresh, and a full
         // reconciliation every minute.
         let reconcile = ticks.is_multiple_of(RECONCILE_EVERY_TICKS) && ticks > 0;
-        write_in_background_once(&state, reconcile, ticks.is_multiple_of(RETENTION_EVERY_TICKS)).await;
+        let retention = ticks.is_multiple_of(RETENTION_EVERY_TICKS) && ticks > 0;
+        write_in_background_once(&state, reconcile, retention).await;
         ticks += 1;
     }
 }
 
-/// One round of the background writers: pending last-used times, refused uses whose
-/// window has closed by the state's clock, the index (reconciled in full when
+/// One round of the background writers: pending last-used times, the index (reconciled in full when
 /// `reconcile`), and retention when `retention`. Tests call it instead of waiting a tick.
 pub async fn write_in_background_once(state: &AppState, reconcile: bool, retention: bool) {
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::warn!(error = %e, "could not write last-used times; will retry");
     }
-    audit::flush_failures(state, false).await;
     let result = if reconcile {
         state.index.reload(state.store.as_ref()).await.map(|()| true)
     } else {

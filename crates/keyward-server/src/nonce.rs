@@ -1,7 +1,9 @@
 //! The Hawk nonce cache: a replayed (id, nonce) inside the timestamp window is
 //! refused. Two generations bound memory: entries live 120 to 240 seconds,
 //! longer than any two valid timestamps can be apart (2 × 60 s skew); each key
-//! has its own share, so one busy key cannot lock the others out.
+//! has its own share, so one busy key cannot lock the others out. Its memory
+//! starts with the process: requests signed before then are sent back to
+//! re-sign (a stale-timestamp challenge), so a restart forgets no replay.
 
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -34,9 +36,17 @@ struct Generations {
 }
 
 /// Seen nonces per key id.
-#[derive(Default)]
 pub struct NonceCache {
     inner: Mutex<Generations>,
+    /// The last whole second before this cache's memory began.
+    remembers_after: i64,
+}
+
+impl Default for NonceCache {
+    /// A cache that vouches for every timestamp (tests and benchmarks).
+    fn default() -> Self {
+        Self { inner: Mutex::default(), remembers_after: i64::MIN }
+    }
 }
 
 fn fingerprint(id: &str, nonce: &str) -> [u8; 16] {
@@ -47,6 +57,14 @@ fn fingerprint(id: &str, nonce: &str) -> [u8; 16] {
 }
 
 impl NonceCache {
+    /// A cache whose memory begins at `started` (Unix seconds, with fraction). The
+    /// whole second it began in is not vouched for: a request signed earlier in that
+    /// second may have been seen by the process before.
+    #[must_use]
+    pub fn since(started: keyward_core::clock::Timestamp) -> Self {
+        Self { inner: Mutex::default(), remembers_after: started.timestamp() }
+    }
+
     /// Records `(id, nonce)` and returns whether it is new; check and insert are one step.
     pub fn first_use(&self, id: &str, nonce: &str, now: i64) -> bool {
         if nonce.len() > MAX_NONCE_LEN {
@@ -68,6 +86,16 @@ impl NonceCache {
         g.current.seen.insert(print);
         g.current.per_key.insert(id.to_owned(), used + 1);
         true
+    }
+}
+
+impl keyward_core::authn::ReplayGuard for NonceCache {
+    fn first_use(&self, id: &str, nonce: &str, now: i64) -> bool {
+        NonceCache::first_use(self, id, nonce, now)
+    }
+
+    fn remembers_after(&self) -> i64 {
+        self.remembers_after
     }
 }
 

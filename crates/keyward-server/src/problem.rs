@@ -34,8 +34,14 @@ pub enum ApiError {
     /// A Hawk request with a valid MAC but a timestamp outside the window; carries the challenge.
     #[error("stale Hawk timestamp")]
     StaleTimestamp(String),
+    /// Too many failed attempts for the key id or from the address; carries `Retry-After`.
+    #[error("too many failed attempts")]
+    TooManyAttempts { retry_after_s: u64 },
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
+    /// Query parameters that are unknown, repeated or out of range, each named like a validation error.
+    #[error("invalid query")]
+    InvalidQuery(Vec<FieldError>),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("request body too large")]
@@ -86,7 +92,18 @@ impl ApiError {
                 "the Hawk timestamp is outside the allowed clock skew; see WWW-Authenticate".into(),
                 vec![],
             ),
+            ApiError::TooManyAttempts { retry_after_s } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                AuthFailure::TooManyAttempts.code(),
+                format!("too many failed attempts to authenticate; try again in {retry_after_s} s"),
+                vec![],
+            ),
             ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail.clone(), vec![]),
+            ApiError::InvalidQuery(errors) => {
+                let detail =
+                    errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+                (StatusCode::BAD_REQUEST, "invalid_query", detail, errors.clone())
+            }
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -115,6 +132,7 @@ fn auth_detail(f: AuthFailure) -> &'static str {
         AuthFailure::KeyLocked => "this API key is locked",
         AuthFailure::KeyExpired => "this API key has expired",
         AuthFailure::IpNotAllowed => "this API key may not be used from this network address",
+        AuthFailure::TooManyAttempts => "too many failed attempts to authenticate; wait and try again",
     }
 }
 
@@ -146,9 +164,14 @@ impl IntoResponse for ApiError {
             && let Ok(value) = HeaderValue::from_str(challenge)
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        } else if let ApiError::TooManyAttempts { retry_after_s } = &self {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
         } else if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\", Bearer, Hawk"));
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is never read, so the connection cannot carry another request.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

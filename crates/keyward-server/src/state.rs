@@ -1,15 +1,18 @@
 //! Shared application state, handed to every handler.
 
+use crate::auth::ThrottleGate;
 use crate::config::Config;
-use crate::index::Refusal;
-use crate::index::{KeyIndex, UsageRecorder};
+use crate::index::KeyIndex;
 use crate::metrics::Metrics;
 use crate::nonce::NonceCache;
 use crate::sessions::SessionStore;
 use crate::tokens::TokenKeys;
-use keyward_core::audit::{AuditEvent, FailureCoalescer};
+use crate::usage::UsageRecorder;
+use keyward_core::audit::{AuditEvent, FailureCoalescer, Refused};
+use keyward_core::authn::{FailureOutcome, Refusal, address_bucket};
 use keyward_core::clock::{Clock, Timestamp};
 use keyward_core::crypto::Keyring;
+use keyward_core::key::AuthFailure;
 use keyward_core::policy::Principal;
 use keyward_core::store::Store;
 use std::net::IpAddr;
@@ -24,8 +27,12 @@ pub struct AppState {
     pub index: Arc<KeyIndex>,
     pub usage: Arc<UsageRecorder>,
     pub clock: Arc<dyn Clock>,
-    /// Refused key uses waiting to be written, coalesced per key, source and reason.
+    /// Refused key uses waiting to be written, coalesced per key and reason.
     pub failures: Arc<Mutex<FailureCoalescer>>,
+    /// Wakes the audit writer when a refusal opens a window, so its first entry is written at once.
+    pub failures_due: Arc<tokio::sync::Notify>,
+    /// Failed authentication per key id and per source address.
+    pub throttle: Arc<ThrottleGate>,
     /// Hawk nonces seen within the timestamp window.
     pub nonces: Arc<NonceCache>,
     /// The access-token signing keys.
@@ -53,11 +60,105 @@ impl AppState {
         self.record_failure("key.use_failed", refusal, refusal.failure.code(), ip, now);
     }
 
-    /// Counts a refused action on a known key (coalesced per key, source and reason).
+    /// Counts a refused action on a known key (coalesced per key and reason).
     pub fn record_failure(&self, action: &str, refusal: &Refusal, reason: &str, ip: IpAddr, now: Timestamp) {
         self.metrics.count_refusal(refusal.failure.code());
-        if let (Some((key, org, owner)), Ok(mut f)) = (&refusal.key, self.failures.lock()) {
-            f.record(action, org.as_str(), owner.as_str(), key.as_str(), &ip.to_string(), reason, now);
+        if let (Some((key, org, owner)), Ok(mut f)) = (&refusal.key, self.failures.lock())
+            && f.record(action, org.as_str(), owner.as_str(), key.as_str(), &ip.to_string(), reason, now)
+        {
+            self.failures_due.notify_one();
+        }
+    }
+
+    /// Refuses an attempt from an address that is locked out, before judging it.
+    pub fn throttle_address(&self, source: Option<IpAddr>, now: Timestamp) -> Result<(), Refusal> {
+        match self.throttle.retry_after(None, source, now.timestamp()) {
+            None => Ok(()),
+            Some(secs) => {
+                self.metrics.count_refusal(AuthFailure::TooManyAttempts.code());
+                Err(Refusal::throttled(None, secs))
+            }
+        }
+    }
+
+    /// Applies throttling to a judged attempt and audits its refusal under `action`:
+    /// a key or `source` that is locked out is refused whatever the verdict; a
+    /// refusal that may be a guess is counted against the key (when `per_key`)
+    /// and `source`. `ip` is the address written to the audit log.
+    pub fn judged(
+        &self,
+        verdict: Result<Principal, Refusal>,
+        action: &str,
+        per_key: bool,
+        source: Option<IpAddr>,
+        ip: IpAddr,
+        now: Timestamp,
+    ) -> Result<Principal, Refusal> {
+        let secs = now.timestamp();
+        let named = match &verdict {
+            Ok(p) => p.key_id.as_ref(),
+            Err(r) => r.key.as_ref().map(|k| &k.0),
+        };
+        // The fast path of a good credential: one atomic read while nothing is locked out.
+        if let Some(retry) = self.throttle.retry_after(named.filter(|_| per_key), source, secs) {
+            let key = match &verdict {
+                Ok(p) => p.key_id.clone().map(|k| (k, p.org_id.clone(), p.user_id.clone())),
+                Err(r) => r.key.clone(),
+            };
+            let refusal = Refusal::throttled(key, retry);
+            self.record_failure(action, &refusal, refusal.failure.code(), ip, now);
+            return Err(refusal);
+        }
+        let refusal = match verdict {
+            Ok(principal) => return Ok(principal),
+            Err(refusal) => refusal,
+        };
+        self.record_failure(action, &refusal, refusal.failure.code(), ip, now);
+        if refusal.is_guess() {
+            let named = refusal.key.as_ref().map(|k| &k.0).filter(|_| per_key);
+            let outcome = self.throttle.fail(named, source, secs);
+            self.audit_lockouts(outcome, refusal.key.as_ref(), source, now);
+        }
+        Err(refusal)
+    }
+
+    /// Audits lockouts a failure started: per key in the key's org; per address in the
+    /// operator's org, all addresses of a window in one entry.
+    fn audit_lockouts(
+        &self,
+        outcome: FailureOutcome,
+        key: Option<&(keyward_core::ids::KeyId, keyward_core::ids::OrgId, keyward_core::ids::UserId)>,
+        source: Option<IpAddr>,
+        now: Timestamp,
+    ) {
+        let source = source.map(|ip| address_bucket(ip).to_string()).unwrap_or_default();
+        let reason = AuthFailure::TooManyAttempts.code();
+        let mut opened = false;
+        let Ok(mut f) = self.failures.lock() else { return };
+        if let (Some(lockout), Some((key, org, owner))) = (outcome.key_lockout, key) {
+            tracing::warn!(key = %key, nth = lockout.nth, "key locked out after failed authentication");
+            opened |= f.record("key.throttled", org.as_str(), owner.as_str(), key.as_str(), &source, reason, now);
+        }
+        if let Some(lockout) = outcome.address_lockout
+            && let Some(org) = self.index.operator_org()
+        {
+            tracing::warn!(address = %source, nth = lockout.nth, "address locked out after failed authentication");
+            opened |= f.count(
+                &Refused {
+                    action: "auth.throttled",
+                    org_id: org.as_str(),
+                    actor_id: "anonymous",
+                    actor_key_id: None,
+                    target_type: "address",
+                    target_id: "*",
+                    source: &source,
+                    reason,
+                },
+                now,
+            );
+        }
+        if opened {
+            self.failures_due.notify_one();
         }
     }
 }

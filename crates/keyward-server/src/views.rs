@@ -1,6 +1,7 @@
 //! What the API returns: the JSON shapes of API.md, built from domain records.
 
-use crate::index::{KeyIndex, UsageRecorder};
+use crate::index::KeyIndex;
+use crate::usage::UsageRecorder;
 use keyward_core::clock::{Timestamp, serde_rfc3339};
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeGrant, User, UserKind, UserStatus};
 use keyward_core::policy::AuthMethod;
@@ -23,7 +24,7 @@ pub struct KeyView {
     pub permissions: Vec<String>,
     pub status: KeyStatus,
     #[serde(with = "serde_rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub expires_at: Option<Timestamp>,
     pub network_restrictions: Vec<String>,
     pub reauth_timeout_s: u32,
@@ -35,11 +36,12 @@ pub struct KeyView {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     #[serde(with = "serde_rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub rolled_at: Option<Timestamp>,
     #[serde(with = "serde_rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_used_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub last_used_ip: Option<String>,
     pub imported: bool,
     /// While a rolled key's old secret is in its grace period, when that period ends.
@@ -82,7 +84,7 @@ impl KeyView {
             last_used_at,
             last_used_ip: last_used_ip.map(|ip| ip.to_string()),
             imported: k.imported,
-            previous_secret_expires_at: k.grace_secret(now).map(|g| g.valid_until),
+            previous_secret_expires_at: k.accepts_previous(now).map(|g| g.valid_until),
             inherits_owner: k.inherits_owner,
         }
     }
@@ -145,9 +147,11 @@ pub struct OrgView {
     pub id: String,
     pub name: String,
     pub max_keys_per_user: u32,
+    #[schema(required = true)]
     pub default_expiry_days: Option<u32>,
     pub allow_direct_secret: bool,
     /// Audit entries older than this many days are pruned; `null` keeps them all.
+    #[schema(required = true)]
     pub audit_retention_days: Option<u32>,
     /// Hawk requests must carry a payload hash.
     pub hawk_require_payload_hash: bool,
@@ -176,6 +180,7 @@ pub struct UserView {
     pub id: String,
     pub org_id: String,
     pub name: String,
+    #[schema(required = true)]
     pub email: Option<String>,
     pub kind: UserKind,
     pub roles: Vec<String>,
@@ -228,6 +233,8 @@ impl From<&Role> for RoleView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeView {
     pub user: UserView,
+    /// The key used, or `null` (a session or token is not a key).
+    #[schema(required = true)]
     pub key: Option<KeyView>,
     pub org_id: String,
     pub permissions: Vec<String>,

@@ -87,7 +87,11 @@ impl Running {
     pub async fn flush(&self) {
         let state = self.state.clone();
         self.runtime
-            .spawn(async move { keyward_server::write_in_background_once(&state, true, false).await })
+            .spawn(async move {
+                keyward_server::write_in_background_once(&state, true, false).await;
+                // Refused uses whose window has closed by the manual clock, as the refusal writer would.
+                keyward_server::audit::flush_failures(&state, false).await;
+            })
             .await
             .expect("the background writers ran");
     }

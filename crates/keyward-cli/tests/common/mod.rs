@@ -44,6 +44,8 @@ pub struct TestServer {
     /// Set for an in-process server: the time it sees, moved only by the test.
     clock: Option<Arc<ManualClock>>,
     in_process: Option<in_process::Running>,
+    /// The `--listen` address of the next launch.
+    listen: String,
     /// The PostgreSQL database the server runs on (`KEYWARD_TEST_DATABASE=postgres`); dropped after it stops.
     database: Option<database::TestDatabase>,
 }
@@ -108,6 +110,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             clock: None,
             in_process: None,
+            listen: "127.0.0.1:0".into(),
             database: database::for_new_server().await,
         };
         server.launch().await;
@@ -141,6 +144,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             clock: Some(Arc::new(ManualClock::new(SystemClock.now()))),
             in_process: None,
+            listen: "127.0.0.1:0".into(),
             database: database::for_new_server().await,
         };
         server.launch().await;
@@ -195,7 +199,7 @@ impl TestServer {
         }
         let start_mark = self.output.lock().unwrap().len();
         let mut cmd = Command::new(binary());
-        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(self.data_dir());
+        cmd.arg("serve").arg("--listen").arg(&self.listen).arg("--data-dir").arg(self.data_dir());
         cmd.env_remove("KEYWARD_MASTER_KEY").env("KEYWARD_LOG", "info,keyward_server=debug");
         self.choose_database(&mut cmd);
         for (k, v) in &self.env {
@@ -300,6 +304,14 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.stop();
         self.launch().await;
+    }
+
+    /// Restarts on the same address, so requests signed for it (Hawk) can be sent again.
+    pub async fn restart_on_same_address(&mut self) {
+        self.stop();
+        self.listen = self.base.trim_start_matches("http://").to_owned();
+        self.launch().await;
+        self.listen = "127.0.0.1:0".into();
     }
 
     pub async fn start_again_after_kill(&mut self) {

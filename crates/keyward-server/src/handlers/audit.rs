@@ -2,9 +2,9 @@
 
 use crate::audit::{AuditView, Format, VerifyReport, export, verify};
 use crate::auth::Caller;
-use crate::extract::parse_paging;
+use crate::extract::{PageParams, parse_paging};
 use crate::handlers::keys::query_error;
-use crate::problem::ApiResult;
+use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::views::Page;
 use axum::body::Body;
@@ -22,21 +22,38 @@ use serde::Deserialize;
 
 /// Filters of `GET /v1/audit` and its export.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// e.g. `key.create`, `key.roll`, `key.use_failed`.
     action: Option<String>,
     actor_id: Option<String>,
     target_id: Option<String>,
     /// RFC 3339; entries at or after.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339; entries at or before.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Org filter (account admins; default: every org they see).
     org_id: Option<String>,
-    page: Option<String>,
-    per_page: Option<String>,
-    /// Export only: `csv` or `ndjson` (default).
+}
+
+/// The format of `GET /v1/audit/export`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// `csv` or `ndjson` (default).
+    #[param(value_type = Option<ExportFormat>, inline)]
     format: Option<String>,
+}
+
+/// The formats of an export.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // a schema only: `Format` is the parsed value
+enum ExportFormat {
+    Csv,
+    Ndjson,
 }
 
 fn parse_time(field: &str, v: Option<&str>, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
@@ -66,19 +83,21 @@ fn parse_query(caller: &Principal, p: &AuditParams, errors: &mut Vec<FieldError>
 }
 
 /// Audit entries, newest first, with filters and paging.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditParams),
-    responses((status = 200, body = Page<AuditView>), (status = 422, body = crate::problem::Problem)))]
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditParams, PageParams),
+    responses((status = 200, body = Page<AuditView>), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     params: Result<Query<AuditParams>, QueryRejection>,
+    paging: Result<Query<PageParams>, QueryRejection>,
 ) -> ApiResult<axum::Json<Page<AuditView>>> {
     let Query(p) = params.map_err(query_error)?;
+    let Query(paging) = paging.map_err(query_error)?;
     let mut errors = Vec::new();
-    let (page, per_page) = parse_paging(p.page.as_deref(), p.per_page.as_deref(), &mut errors);
+    let (page, per_page) = parse_paging(paging.page.as_deref(), paging.per_page.as_deref(), &mut errors);
     let mut query = parse_query(&caller, &p, &mut errors)?;
     if !errors.is_empty() {
-        return Err(CoreError::Validation(errors).into());
+        return Err(ApiError::InvalidQuery(errors));
     }
     query.newest_first = true;
     query.limit = per_page;
@@ -88,16 +107,21 @@ pub async fn list(
 }
 
 /// Every matching entry, oldest first, streamed as CSV or NDJSON.
-#[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(AuditParams),
-    responses((status = 200, description = "text/csv or application/x-ndjson, streamed"), (status = 422, body = crate::problem::Problem)))]
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(AuditParams, ExportParams),
+    responses((status = 200, description = "Every matching entry, streamed", content(
+        (String = "application/x-ndjson"),
+        (String = "text/csv"),
+    )), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn export_entries(
     State(state): State<AppState>,
     Caller(caller): Caller,
     params: Result<Query<AuditParams>, QueryRejection>,
+    wanted: Result<Query<ExportParams>, QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(p) = params.map_err(query_error)?;
+    let Query(wanted) = wanted.map_err(query_error)?;
     let mut errors = Vec::new();
-    let format = match p.format.as_deref() {
+    let format = match wanted.format.as_deref() {
         None | Some("ndjson") => Format::Ndjson,
         Some("csv") => Format::Csv,
         Some(_) => {
@@ -107,7 +131,7 @@ pub async fn export_entries(
     };
     let query = parse_query(&caller, &p, &mut errors)?;
     if !errors.is_empty() {
-        return Err(CoreError::Validation(errors).into());
+        return Err(ApiError::InvalidQuery(errors));
     }
     let (content_type, file) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "keyward-audit.csv"),
@@ -126,13 +150,14 @@ pub async fn export_entries(
 
 /// Query of `GET /v1/audit/verify`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyParams {
     /// Org to verify (account admins; default: every org they see).
     org_id: Option<String>,
 }
 
 /// Re-walks the hash chain and names the first entry that does not fit.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyParams), responses((status = 200, body = VerifyReport)))]
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", params(VerifyParams), responses((status = 200, body = VerifyReport), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn verify_chain(
     State(state): State<AppState>,
     Caller(caller): Caller,

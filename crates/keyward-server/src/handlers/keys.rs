@@ -27,20 +27,26 @@ const NO_STORE: [(axum::http::HeaderName, &str); 1] = [(axum::http::header::CACH
 
 /// Query of `GET /v1/keys`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListKeysParams {
     /// Substring of id, name, description or comment (case-insensitive).
+    #[param(max_length = 255)]
     q: Option<String>,
     /// `active`, `locked` or `expired`.
+    #[param(value_type = Option<KeyStatus>, inline)]
     status: Option<String>,
     owner_id: Option<String>,
     role_id: Option<String>,
     /// Org filter (account admins).
     org_id: Option<String>,
     /// `name`, `created_at`, `expires_at`, `last_used_at` or `status`; `-` prefix for descending. Default `-created_at`.
+    #[param(pattern = "^-?(name|created_at|expires_at|last_used_at|status)$")]
     sort: Option<String>,
     /// From 1.
+    #[param(value_type = Option<u32>, minimum = 1)]
     page: Option<String>,
     /// 10, 25, 50 or 100 (default 25).
+    #[param(value_type = Option<crate::extract::PerPage>, inline)]
     per_page: Option<String>,
 }
 
@@ -48,7 +54,7 @@ pub fn query_error(e: QueryRejection) -> ApiError {
     ApiError::BadRequest { code: "invalid_query", detail: e.body_text() }
 }
 
-fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<KeyQuery, CoreError> {
+fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> ApiResult<KeyQuery> {
     let mut errors = Vec::new();
     let status = p.status.as_deref().filter(|s| !s.is_empty()).and_then(|s| {
         KeyStatus::parse(s).or_else(|| {
@@ -71,7 +77,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<K
         errors.push(keyward_core::FieldError::new("q", "must be at most 255 characters"));
     }
     if !errors.is_empty() {
-        return Err(CoreError::Validation(errors));
+        return Err(ApiError::InvalidQuery(errors));
     }
     let owner_id = p.owner_id.filter(|s| !s.is_empty()).map(UserId::from_trusted);
     // Without the right to see other users, a caller lists only their own keys.
@@ -79,7 +85,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<K
         owner_id
     } else {
         match owner_id {
-            Some(o) if o != caller.user_id => return Err(CoreError::NotFound { what: "user" }),
+            Some(o) if o != caller.user_id => return Err(CoreError::NotFound { what: "user" }.into()),
             _ => Some(caller.user_id.clone()),
         }
     };
@@ -100,7 +106,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> Result<K
 
 /// List keys with search, filters, sorting, paging and per-status counts.
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", params(ListKeysParams),
-    responses((status = 200, body = KeyList), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyList), (status = 404, description = "`owner_id` or `org_id` names nobody the caller sees (`not_found`)", body = crate::problem::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -186,7 +192,7 @@ async fn create_key(
 
 /// Creates a key for the caller, or for `owner_id` (admins). The secret is in this response only.
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = KeyWithSecret), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 201, body = KeyWithSecret), (status = 404, description = "No such owner, or not visible to the caller (`not_found`)", body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -202,7 +208,7 @@ pub async fn create(
 
 /// Imports an existing key with its id and secret; the secret is never echoed.
 #[utoipa::path(post, path = "/v1/keys/import", tag = "keys", request_body = CreateKeyRequest,
-    responses((status = 201, body = ImportedKey), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 201, body = ImportedKey), (status = 404, description = "No such owner, or not visible to the caller (`not_found`)", body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn import(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -267,7 +273,7 @@ async fn save(
 
 /// Changes a key's name, description, comment, roles, scopes, expiry, networks or reauthentication timeout.
 #[utoipa::path(patch, path = "/v1/keys/{id}", tag = "keys", params(("id" = String, Path)), request_body = UpdateKeyRequest,
-    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -327,12 +333,13 @@ where
 #[serde(deny_unknown_fields)]
 pub struct RollRequest {
     /// Seconds the old secret stays valid (0–604800, default 0).
+    #[schema(minimum = 0, maximum = 604800)]
     grace_period_s: Option<i64>,
 }
 
 /// Replaces the secret; the old one stays valid for the grace period.
 #[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", params(("id" = String, Path)), request_body = RollRequest,
-    responses((status = 200, body = KeyWithSecret), (status = 404, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyWithSecret), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
 pub async fn roll(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -368,7 +375,7 @@ async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, 
 
 /// Disables a key without changing its secret or roles.
 #[utoipa::path(post, path = "/v1/keys/{id}/lock", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
 pub async fn lock(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -403,7 +410,7 @@ pub async fn end_grace(
 
 /// Re-enables a locked key.
 #[utoipa::path(post, path = "/v1/keys/{id}/unlock", tag = "keys", params(("id" = String, Path)),
-    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem)))]
+    responses((status = 200, body = KeyView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)))]
 pub async fn unlock(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -450,8 +457,10 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     /// `lock`, `unlock` or `delete`.
+    #[schema(pattern = "^(lock|unlock|delete)$")]
     action: String,
     /// 1–1000 key ids.
+    #[schema(min_items = 1, max_items = 1000)]
     ids: Vec<String>,
 }
 

@@ -3,18 +3,19 @@
 
 use crate::auth::Caller;
 use crate::extract::ClientIp;
-use crate::index::Credential;
+use crate::index::{Credential, Refusal};
 use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use keyward_core::audit::AuditEvent;
-use keyward_core::permission::{Access, Permission, PermissionSet};
+use keyward_core::key::AuthFailure;
 use keyward_core::secret::{Secret, random_base62};
-use keyward_core::token::AccessClaims;
+use keyward_core::token;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -32,26 +33,93 @@ pub struct TokenResponse {
 
 /// An RFC 6749 §5.2 error body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OAuthError {
+#[schema(as = OAuthError)]
+pub struct OAuthErrorBody {
     pub error: &'static str,
     pub error_description: String,
-    /// Keyward's own code for a refused key (`key_locked`, …), when there is one.
+    /// Keyward's own code for a refused key (`key_locked`, `too_many_attempts`, …), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<&'static str>,
 }
 
-fn oauth_error(status: StatusCode, error: &'static str, description: impl Into<String>, basic: bool) -> Response {
-    let body = OAuthError { error, error_description: description.into(), code: None };
-    oauth_error_body(status, body, basic)
+/// Every way the token endpoint says no, each with its RFC 6749 §5.2 answer.
+#[derive(Debug)]
+pub enum OAuthError {
+    /// 400 `invalid_request`.
+    InvalidRequest(String),
+    /// 401 `invalid_client`; `basic`: the client used HTTP Basic, so the answer challenges it.
+    InvalidClient { description: String, code: Option<&'static str>, basic: bool },
+    /// 400 `unsupported_grant_type`.
+    UnsupportedGrantType(String),
+    /// 400 `invalid_scope`.
+    InvalidScope(String),
+    /// 429 with `Retry-After`: too many failed attempts for the key id or from the address.
+    TooManyAttempts { retry_after_s: u64 },
+    /// 413 `invalid_request` with code `payload_too_large`: the form is over the body limit.
+    PayloadTooLarge,
+    /// 500 `server_error`.
+    ServerError(&'static str),
 }
 
-fn oauth_error_body(status: StatusCode, body: OAuthError, basic: bool) -> Response {
-    let mut resp = (status, axum::Json(body)).into_response();
-    no_store(resp.headers_mut());
-    if status == StatusCode::UNAUTHORIZED && basic {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
+impl OAuthError {
+    /// A refused client authentication (already audited and counted).
+    fn refused(refusal: &Refusal, basic: bool) -> Self {
+        match refusal.retry_after_s {
+            Some(retry_after_s) => OAuthError::TooManyAttempts { retry_after_s },
+            None => {
+                let code = refusal.failure.code();
+                OAuthError::InvalidClient {
+                    description: format!("client authentication failed ({code})"),
+                    code: Some(code),
+                    basic,
+                }
+            }
+        }
     }
-    resp
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, error, description, code) = match &self {
+            OAuthError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, "invalid_request", d.clone(), None),
+            OAuthError::InvalidClient { description, code, .. } => {
+                (StatusCode::UNAUTHORIZED, "invalid_client", description.clone(), *code)
+            }
+            OAuthError::UnsupportedGrantType(d) => (StatusCode::BAD_REQUEST, "unsupported_grant_type", d.clone(), None),
+            OAuthError::InvalidScope(d) => (StatusCode::BAD_REQUEST, "invalid_scope", d.clone(), None),
+            OAuthError::TooManyAttempts { retry_after_s } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                format!("too many failed attempts; try again in {retry_after_s} s"),
+                Some(AuthFailure::TooManyAttempts.code()),
+            ),
+            OAuthError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "the request body is over the size limit".to_owned(),
+                Some("payload_too_large"),
+            ),
+            OAuthError::ServerError(d) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", (*d).to_owned(), None),
+        };
+        let mut resp =
+            (status, axum::Json(OAuthErrorBody { error, error_description: description, code })).into_response();
+        no_store(resp.headers_mut());
+        match self {
+            OAuthError::InvalidClient { basic: true, .. } => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\""));
+            }
+            OAuthError::TooManyAttempts { retry_after_s } => {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            OAuthError::PayloadTooLarge => {
+                // The rest of the body is never read, so the connection cannot carry another request.
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        resp
+    }
 }
 
 fn no_store(headers: &mut HeaderMap) {
@@ -75,166 +143,121 @@ fn form_decode(s: &str) -> String {
     form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
-/// What a requested scope leaves of the key's permissions: each requested
-/// permission down to what the key holds of it; never more.
-fn narrow(held: &PermissionSet, requested: &[Permission]) -> PermissionSet {
-    let mut out = PermissionSet::default();
-    for p in requested {
-        for access in [Access::Write, Access::Read] {
-            if access <= p.access && held.allows(&p.scope, &p.resource, access) {
-                out.grant(&p.scope, &p.resource, access);
-                break;
-            }
+/// A well-formed client credentials request.
+struct TokenRequest {
+    /// (id, secret) readings of the client's credentials, in the order to try them.
+    candidates: Vec<(String, String)>,
+    basic: bool,
+    scope: Option<String>,
+}
+
+/// Reads the form and the client authentication (RFC 6749 §2.3.1, §4.4.2).
+fn parse_token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !form_type {
+        return Err(OAuthError::InvalidRequest("send the body as application/x-www-form-urlencoded".into()));
+    }
+    let mut params: HashMap<String, String> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if v.is_empty() {
+            continue;
+        }
+        if params.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            return Err(OAuthError::InvalidRequest(format!("`{k}` is given more than once")));
         }
     }
-    out
+    let body_creds = (params.remove("client_id"), params.remove("client_secret"));
+    let (mut candidates, basic) = match (basic_credentials(headers), body_creds) {
+        (Some(_), (Some(_), _) | (_, Some(_))) => {
+            return Err(OAuthError::InvalidRequest("use one client authentication method, not two".into()));
+        }
+        (Some(Err(())), _) => {
+            return Err(OAuthError::InvalidClient {
+                description: "unsupported client authentication".into(),
+                code: None,
+                basic: true,
+            });
+        }
+        // Clients differ on whether they form-encode before base64; try both readings.
+        (Some(Ok((id, secret))), _) => (vec![(form_decode(&id), form_decode(&secret)), (id, secret)], true),
+        (None, (Some(id), Some(secret))) => (vec![(id, secret)], false),
+        (None, _) => {
+            return Err(OAuthError::InvalidClient {
+                description: "client authentication is required".into(),
+                code: None,
+                basic: false,
+            });
+        }
+    };
+    match params.get("grant_type").map(String::as_str) {
+        None => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
+        Some("client_credentials") => {}
+        // The value is not echoed: a secret pasted into the wrong field must not come back.
+        Some(_) => {
+            return Err(OAuthError::UnsupportedGrantType("only client_credentials is supported".into()));
+        }
+    }
+    candidates.dedup();
+    Ok(TokenRequest { candidates, basic, scope: params.remove("scope") })
 }
 
 /// Exchanges a key's id and secret for a short-lived access token.
 #[utoipa::path(post, path = "/v1/oauth/token", tag = "oauth",
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "grant_type=client_credentials[&scope=…][&client_id=…&client_secret=…]"),
-    responses((status = 200, body = TokenResponse), (status = 400, body = OAuthError), (status = 401, body = OAuthError)))]
-pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, body: Bytes) -> Response {
-    let form_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
-        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
-    });
-    if !form_type {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "send the body as application/x-www-form-urlencoded",
-            false,
-        );
-    }
-    let mut params: HashMap<String, String> = HashMap::new();
-    for (k, v) in form_urlencoded::parse(&body) {
-        if v.is_empty() {
-            continue;
+    responses((status = 200, body = TokenResponse), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody),
+        (status = 413, body = OAuthErrorBody), (status = 429, body = OAuthErrorBody)))]
+pub async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OAuthError> {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            OAuthError::PayloadTooLarge
         }
-        if params.insert(k.clone().into_owned(), v.into_owned()).is_some() {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("`{k}` is given more than once"),
-                false,
-            );
-        }
-    }
-    let basic = basic_credentials(&headers);
-    let body_creds = (params.get("client_id").cloned(), params.get("client_secret").cloned());
-    let (mut candidates, used_basic) = match (basic, body_creds) {
-        (Some(_), (Some(_), _) | (_, Some(_))) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "use one client authentication method, not two",
-                false,
-            );
-        }
-        (Some(Err(())), _) => {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unsupported client authentication", true);
-        }
-        (Some(Ok((id, secret))), _) => {
-            // Clients differ on whether they form-encode before base64; try both readings.
-            (vec![(form_decode(&id), form_decode(&secret)), (id, secret)], true)
-        }
-        (None, (Some(id), Some(secret))) => (vec![(id, secret)], false),
-        (None, _) => {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication is required", false);
-        }
-    };
-    match params.get("grant_type").map(String::as_str) {
-        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required", false),
-        Some("client_credentials") => {}
-        Some(other) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                format!("`{other}` is not supported; use client_credentials"),
-                false,
-            );
-        }
-    }
-    candidates.dedup();
+        _ => OAuthError::InvalidRequest("the request body could not be read".into()),
+    })?;
+    let request = parse_token_request(&headers, &body)?;
     let now = state.now();
-    let mut outcome = None;
-    for (id, secret) in &candidates {
-        let credential = Credential::IdAndSecret(id.clone(), Secret::from_presented(secret.clone()));
-        let result = state.index.authenticate(&credential, now, ip, false).map(|p| (p, secret.clone()));
-        let done = result.is_ok();
-        outcome = Some(result);
-        if done {
+    state.throttle_address(Some(ip), now).map_err(|r| OAuthError::refused(&r, request.basic))?;
+    // The last reading's verdict stands when none passes.
+    let mut verdict = Err(Refusal::anonymous(AuthFailure::InvalidCredentials));
+    let mut paid_with = None;
+    for (id, secret) in &request.candidates {
+        let secret = Secret::from_presented(secret.clone());
+        let credential = Credential::IdAndSecret(id.clone(), secret.clone());
+        verdict = state.index.authenticate(&credential, now, ip, false);
+        if verdict.is_ok() {
+            paid_with = Some(state.keyring.digest(&secret));
             break;
         }
     }
-    let (principal, secret) = match outcome {
-        Some(Ok(p)) => p,
-        Some(Err(refusal)) => {
-            state.record_refusal(&refusal, ip, now);
-            let code = refusal.failure.code();
-            let body = OAuthError {
-                error: "invalid_client",
-                error_description: format!("client authentication failed ({code})"),
-                code: Some(code),
-            };
-            return oauth_error_body(StatusCode::UNAUTHORIZED, body, used_basic);
-        }
-        None => {
-            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed", used_basic);
-        }
+    let principal = state
+        .judged(verdict, "key.use_failed", true, Some(ip), ip, now)
+        .map_err(|r| OAuthError::refused(&r, request.basic))?;
+    let (Some(key), Some(paid_with)) = (principal.key_id.as_ref().and_then(|k| state.index.key(k)), paid_with) else {
+        return Err(OAuthError::InvalidClient {
+            description: "client authentication failed".into(),
+            code: None,
+            basic: request.basic,
+        });
     };
-    let Some(key) = principal.key_id.as_ref().and_then(|k| state.index.key(k)) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed", used_basic);
-    };
-    let granted = match params.get("scope") {
-        None => principal.permissions.clone(),
-        Some(scope) => {
-            let mut requested = Vec::new();
-            for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                match Permission::parse(s, false) {
-                    Ok(p) => requested.push(p),
-                    Err(e) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", e, false),
-                }
-            }
-            let narrowed = narrow(&principal.permissions, &requested);
-            if narrowed.is_empty() {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    "the key holds none of the requested scope",
-                    false,
-                );
-            }
-            narrowed
-        }
-    };
-    let scope = granted.to_strings().join(" ");
-    let lifetime = key.record.reauth_timeout_s;
-    let claims = AccessClaims {
-        iss: state.issuer.to_string(),
-        sub: key.record.owner_id.to_string(),
-        aud: state.issuer.to_string(),
-        client_id: key.record.id.to_string(),
-        iat: now.timestamp(),
-        exp: now.timestamp() + i64::from(lifetime),
+    let granted = token::grant_scope(&principal.permissions, request.scope.as_deref())
+        .map_err(|e| OAuthError::InvalidScope(e.to_string()))?;
+    let purchase = token::Purchase {
+        key: &key.record,
+        paid_with: &paid_with,
+        granted: &granted,
+        issuer: &state.issuer,
         jti: random_base62(22),
-        scope: scope.clone(),
-        org_id: key.record.org_id.to_string(),
-        sv: key.record.secret.digest.version(),
-        kep: key.record.token_epoch,
-        uep: state.index.user(&key.record.owner_id).map_or(0, |u| u.token_epoch),
+        owner_epoch: state.index.user(&key.record.owner_id).map_or(0, |u| u.token_epoch),
     };
-    // A token bought with the previous secret in its grace period is tied to that secret.
-    let claims = match &key.record.previous_secret {
-        Some(prev) if state.keyring.digest(&Secret::from_presented(secret)).ct_eq(&prev.sealed.digest) => {
-            AccessClaims { sv: prev.sealed.digest.version(), ..claims }
-        }
-        _ => claims,
-    };
-    let Some(access_token) = state.tokens.sign(&claims) else {
-        return oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "no signing key", false);
-    };
+    let claims = token::claims_for(purchase, now);
+    let access_token = state.tokens.sign(&claims).ok_or(OAuthError::ServerError("no signing key"))?;
     let event = AuditEvent {
         at: now,
         org_id: claims.org_id.clone(),
@@ -245,23 +268,19 @@ pub async fn token(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         target_type: "key".into(),
         target_id: claims.client_id.clone(),
         outcome: "success".into(),
-        details: serde_json::json!({"jti": claims.jti, "scope": scope, "exp": claims.exp}),
+        details: serde_json::json!({"jti": claims.jti, "scope": claims.scope, "exp": claims.exp}),
     };
     if let Err(e) = state.store.append_audit(&[event]).await {
         tracing::error!(error = %e, "could not audit a token; none issued");
-        return oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "the token could not be recorded",
-            false,
-        );
+        return Err(OAuthError::ServerError("the token could not be recorded"));
     }
     state.usage.touch(&key.record.id, now, Some(ip));
     state.metrics.tokens_issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut resp =
-        axum::Json(TokenResponse { access_token, token_type: "Bearer", expires_in: lifetime, scope }).into_response();
+    let expires_in = key.record.reauth_timeout_s;
+    let mut resp = axum::Json(TokenResponse { access_token, token_type: "Bearer", expires_in, scope: claims.scope })
+        .into_response();
     no_store(resp.headers_mut());
-    resp
+    Ok(resp)
 }
 
 /// The public keys that verify access tokens (RFC 7517).
@@ -292,26 +311,4 @@ pub async fn rotate(
     );
     state.store.append_audit(&[event]).await?;
     Ok(axum::Json(state.tokens.jwks(now)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_requested_scope_narrows_and_never_widens() {
-        let mut held = PermissionSet::default();
-        held.grant("keyward", "keys", Access::Read);
-        held.grant("orders", "invoices", Access::Write);
-        let ask = |s: &[&str]| {
-            narrow(&held, &s.iter().map(|p| Permission::parse(p, false).unwrap()).collect::<Vec<_>>()).to_strings()
-        };
-        assert_eq!(ask(&["keyward:keys:write"]), vec!["keyward:keys:read"]);
-        assert_eq!(ask(&["orders:invoices:read"]), vec!["orders:invoices:read"]);
-        assert_eq!(ask(&["keyward:users:read"]), Vec::<String>::new());
-        assert_eq!(
-            ask(&["keyward:keys:read", "orders:invoices:write"]),
-            vec!["keyward:keys:read", "orders:invoices:write"]
-        );
-    }
 }

@@ -13,7 +13,8 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
 }
 
 /// Readiness: the store answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"), (status = 503, description = "store unreachable")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"),
+    (status = 503, description = "The store does not answer (`store_unavailable`)", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     // A store that hangs (a PostgreSQL behind a dead link) must not hang the probe.
     let answer = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;

@@ -1,34 +1,44 @@
 //! `/v1/orgs`: organizations and their settings.
 
 use crate::auth::Caller;
-use crate::extract::{ApiJson, ClientIp};
+use crate::extract::{ApiJson, ClientIp, PageParams};
+use crate::handlers::keys::query_error;
 use crate::problem::ApiResult;
 use crate::state::{AppState, audit_event};
 use crate::views::{OrgView, Page};
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::CoreError;
+use keyward_core::admin::UpdateOrgRequest;
 use keyward_core::admin::check_display_name;
 use keyward_core::ids::OrgId;
 use keyward_core::input::Problems;
-use keyward_core::model::{DEFAULT_EXPIRY_DAYS_RANGE, MAX_KEYS_PER_USER_RANGE, Org, OrgSettings};
+use keyward_core::model::{Org, OrgSettings};
 use serde::Deserialize;
 use serde_json::json;
 
 /// Organizations the caller can see.
-#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", responses((status = 200, body = Page<OrgView>)))]
-pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<axum::Json<Page<OrgView>>> {
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", params(PageParams), responses((status = 200, body = Page<OrgView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> ApiResult<axum::Json<Page<OrgView>>> {
+    let Query(paging) = params.map_err(query_error)?;
     let orgs = state.store.list_orgs().await?;
     let views: Vec<OrgView> = orgs.iter().filter(|o| caller.sees_org(&o.id)).map(OrgView::from).collect();
-    let n = u32::try_from(views.len()).unwrap_or(u32::MAX).max(1);
-    Ok(axum::Json(Page::of(views, 1, n)))
+    let (page, per_page) = paging.or_whole(views.len())?;
+    Ok(axum::Json(Page::of(views, page, per_page)))
 }
 
 /// Body of `POST /v1/orgs`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
+    /// 1–255 characters; required.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
     name: Option<String>,
 }
 
@@ -79,25 +89,6 @@ pub async fn get(
     Ok(axum::Json(OrgView::from(&load(&state, &caller, &id).await?)))
 }
 
-/// Body of `PATCH /v1/orgs/{id}`; absent fields stay as they are.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateOrgRequest {
-    name: Option<String>,
-    /// 1–100000.
-    max_keys_per_user: Option<i64>,
-    /// 1–36500, or `null` for keys without expiry.
-    #[serde(default, deserialize_with = "keyward_core::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
-    default_expiry_days: Option<Option<i64>>,
-    allow_direct_secret: Option<bool>,
-    hawk_require_payload_hash: Option<bool>,
-    /// 1–36500 days, or `null` to keep every audit entry.
-    #[serde(default, deserialize_with = "keyward_core::input::double_option")]
-    #[schema(value_type = Option<i64>, nullable)]
-    audit_retention_days: Option<Option<i64>>,
-}
-
 /// Changes an organization's name or settings.
 #[utoipa::path(patch, path = "/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)), request_body = UpdateOrgRequest,
     responses((status = 200, body = OrgView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
@@ -109,44 +100,7 @@ pub async fn patch(
     ApiJson(body): ApiJson<UpdateOrgRequest>,
 ) -> ApiResult<axum::Json<OrgView>> {
     let mut org = load(&state, &caller, &id).await?;
-    let mut problems = Problems::default();
-    if let Some(name) = body.name {
-        check_display_name(&mut problems, "name", &name);
-        org.name = name;
-    }
-    if let Some(max) = body.max_keys_per_user {
-        match u32::try_from(max).ok().filter(|m| MAX_KEYS_PER_USER_RANGE.contains(m)) {
-            Some(m) => org.settings.max_keys_per_user = m,
-            None => problems.add("max_keys_per_user", "must be 1 to 100000"),
-        }
-    }
-    match body.default_expiry_days {
-        None => {}
-        Some(None) => org.settings.default_expiry_days = None,
-        Some(Some(d)) => match u32::try_from(d).ok().filter(|d| DEFAULT_EXPIRY_DAYS_RANGE.contains(d)) {
-            Some(d) => org.settings.default_expiry_days = Some(d),
-            None => problems.add("default_expiry_days", "must be 1 to 36500, or null"),
-        },
-    }
-    if body.audit_retention_days.is_some() && !caller.cross_org {
-        // Shortening retention erases history, including the trail of whoever shortens it.
-        return Err(CoreError::forbidden("only an account_admin changes audit retention").into());
-    }
-    match body.audit_retention_days {
-        None => {}
-        Some(None) => org.settings.audit_retention_days = None,
-        Some(Some(d)) => match u32::try_from(d).ok().filter(|d| (1..=36_500).contains(d)) {
-            Some(d) => org.settings.audit_retention_days = Some(d),
-            None => problems.add("audit_retention_days", "must be 1 to 36500, or null"),
-        },
-    }
-    if let Some(require) = body.hawk_require_payload_hash {
-        org.settings.hawk_require_payload_hash = require;
-    }
-    if let Some(allow) = body.allow_direct_secret {
-        org.settings.allow_direct_secret = allow;
-    }
-    problems.finish(())?;
+    body.apply(&mut org, caller.cross_org)?;
     let details = json!({"name": org.name, "max_keys_per_user": org.settings.max_keys_per_user,
         "default_expiry_days": org.settings.default_expiry_days, "allow_direct_secret": org.settings.allow_direct_secret,
         "audit_retention_days": org.settings.audit_retention_days,

@@ -3,7 +3,7 @@
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ClientIp, parse_paging};
 use crate::handlers::keys::query_error;
-use crate::problem::ApiResult;
+use crate::problem::{ApiError, ApiResult};
 use crate::state::{AppState, audit_event};
 use crate::views::{Page, RoleView};
 use axum::extract::rejection::QueryRejection;
@@ -20,15 +20,20 @@ use serde_json::json;
 
 /// Query of `GET /v1/roles`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListRolesParams {
     /// Org whose custom roles to list (account admins; default: the caller's).
     org_id: Option<String>,
+    /// From 1.
+    #[param(value_type = Option<u32>, minimum = 1)]
     page: Option<String>,
+    /// 10, 25, 50 or 100 (default 25).
+    #[param(value_type = Option<crate::extract::PerPage>, inline)]
     per_page: Option<String>,
 }
 
 /// The built-in roles and the org's custom roles.
-#[utoipa::path(get, path = "/v1/roles", tag = "roles", params(ListRolesParams), responses((status = 200, body = Page<RoleView>)))]
+#[utoipa::path(get, path = "/v1/roles", tag = "roles", params(ListRolesParams), responses((status = 200, body = Page<RoleView>), (status = 404, description = "`org_id` names an organization the caller does not see (`not_found`)", body = crate::problem::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -38,7 +43,7 @@ pub async fn list(
     let mut errors = Vec::new();
     let (page, per_page) = parse_paging(p.page.as_deref(), p.per_page.as_deref(), &mut errors);
     if !errors.is_empty() {
-        return Err(CoreError::Validation(errors).into());
+        return Err(ApiError::InvalidQuery(errors));
     }
     let org = p.org_id.filter(|s| !s.is_empty()).map_or_else(|| caller.org_id.clone(), OrgId::from_trusted);
     if !caller.sees_org(&org) {

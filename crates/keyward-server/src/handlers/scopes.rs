@@ -1,11 +1,13 @@
 //! `/v1/scopes`: the catalog of scopes and resources keys can be granted.
 
 use crate::auth::Caller;
-use crate::extract::{ApiJson, ClientIp};
+use crate::extract::{ApiJson, ClientIp, PageParams};
+use crate::handlers::keys::query_error;
 use crate::problem::ApiResult;
 use crate::state::{AppState, audit_event};
 use crate::views::{Page, ScopeView};
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::admin::CreateScopeRequest;
@@ -14,8 +16,13 @@ use keyward_core::permission::KEYWARD_SCOPE;
 use serde_json::json;
 
 /// The service's own scope and the scopes the caller's org declared.
-#[utoipa::path(get, path = "/v1/scopes", tag = "scopes", responses((status = 200, body = Page<ScopeView>)))]
-pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<axum::Json<Page<ScopeView>>> {
+#[utoipa::path(get, path = "/v1/scopes", tag = "scopes", params(PageParams), responses((status = 200, body = Page<ScopeView>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    params: Result<Query<PageParams>, QueryRejection>,
+) -> ApiResult<axum::Json<Page<ScopeView>>> {
+    let Query(paging) = params.map_err(query_error)?;
     let declared = state.store.list_scopes().await?;
     let catalog = state.index.directory().catalog(&caller.org_id);
     let views: Vec<ScopeView> = catalog
@@ -35,8 +42,8 @@ pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> ApiR
             builtin: name == KEYWARD_SCOPE,
         })
         .collect();
-    let n = u32::try_from(views.len()).unwrap_or(u32::MAX).max(1);
-    Ok(axum::Json(Page::of(views, 1, n)))
+    let (page, per_page) = paging.or_whole(views.len())?;
+    Ok(axum::Json(Page::of(views, page, per_page)))
 }
 
 /// Declares a scope for the org's own APIs, with its resources.

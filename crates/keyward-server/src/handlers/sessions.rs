@@ -1,10 +1,10 @@
 //! `/v1/sessions`: web-console sign-in with a person's API key. Service
 //! Requestors never sign in.
 
-use crate::auth::Caller;
+use crate::auth::{Caller, refusal_error};
 use crate::extract::{ApiJson, ClientIp};
 use crate::index::Credential;
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::ApiResult;
 use crate::sessions::{COOKIE, token_from_cookies};
 use crate::state::AppState;
 use crate::views::UserView;
@@ -61,7 +61,8 @@ fn sign_in_event(
 
 /// Signs a person in to the web console with one of their API keys.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = SignIn,
-    responses((status = 201, body = SessionView), (status = 401, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem)))]
+    responses((status = 201, body = SessionView), (status = 401, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem),
+        (status = 429, body = crate::problem::Problem)))]
 pub async fn sign_in(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -71,13 +72,9 @@ pub async fn sign_in(
     let secret = Secret::from_presented(body.secret);
     let secret_version = state.keyring.digest(&secret).version();
     let credential = Credential::IdAndSecret(body.key_id, secret);
-    let principal = match state.index.authenticate(&credential, now, ip, false) {
-        Ok(p) => p,
-        Err(refusal) => {
-            state.record_failure("session.sign_in", &refusal, refusal.failure.code(), ip, now);
-            return Err(ApiError::Unauthorized(refusal.failure));
-        }
-    };
+    state.throttle_address(Some(ip), now).map_err(refusal_error)?;
+    let verdict = state.index.authenticate(&credential, now, ip, false);
+    let principal = state.judged(verdict, "session.sign_in", true, Some(ip), ip, now).map_err(refusal_error)?;
     let user = state.index.user(&principal.user_id).ok_or(CoreError::NotFound { what: "user" })?;
     let key_id = principal.key_id.clone().ok_or(CoreError::NotFound { what: "key" })?;
     let who = (key_id.as_str(), user.org_id.as_str(), user.id.as_str());

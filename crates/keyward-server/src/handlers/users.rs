@@ -20,23 +20,30 @@ use serde_json::json;
 
 /// Query of `GET /v1/users`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListUsersParams {
     /// Substring of id, name or email (case-insensitive).
     q: Option<String>,
     /// `human` or `service`.
+    #[param(value_type = Option<UserKind>, inline)]
     kind: Option<String>,
     role_id: Option<String>,
     /// `active` or `disabled`.
+    #[param(value_type = Option<UserStatus>, inline)]
     status: Option<String>,
     /// Org filter (account admins; default: every org they see).
     org_id: Option<String>,
+    /// From 1.
+    #[param(value_type = Option<u32>, minimum = 1)]
     page: Option<String>,
+    /// 10, 25, 50 or 100 (default 25).
+    #[param(value_type = Option<crate::extract::PerPage>, inline)]
     per_page: Option<String>,
 }
 
 /// Users the caller can see, newest first.
 #[utoipa::path(get, path = "/v1/users", tag = "users", params(ListUsersParams),
-    responses((status = 200, body = Page<UserView>), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = Page<UserView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -64,7 +71,7 @@ pub async fn list(
         }
     };
     if !errors.is_empty() {
-        return Err(CoreError::Validation(errors).into());
+        return Err(ApiError::InvalidQuery(errors));
     }
     let org = p.org_id.filter(|s| !s.is_empty()).map(OrgId::from_trusted);
     let q = p.q.map(|q| q.to_lowercase()).filter(|q| !q.is_empty());
@@ -161,7 +168,7 @@ pub async fn get(
 /// Changes a user's name, email, roles or status. Keys follow: a disabled
 /// user's keys stop working, and a key never exceeds its owner's new roles.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = UserView), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
+    responses((status = 200, body = UserView), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)))]
 pub async fn patch(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -5,6 +5,7 @@ use crate::extract::ApiJson;
 use crate::index::{Credential, HawkRequest, Refusal};
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+use keyward_core::authn;
 use keyward_core::clock::{Timestamp, serde_rfc3339};
 use keyward_core::hawk::{self, RequestInfo};
 use keyward_core::key::AuthFailure;
@@ -55,7 +56,8 @@ impl std::fmt::Debug for VerifyRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
     pub valid: bool,
-    /// `valid`, `invalid_credentials`, `key_locked`, `key_expired`, `ip_not_allowed` or `insufficient_permissions`.
+    /// `valid`, `invalid_credentials`, `key_locked`, `key_expired`, `ip_not_allowed`,
+    /// `too_many_attempts` or `insufficient_permissions`.
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
@@ -70,6 +72,9 @@ pub struct VerifyResponse {
     #[serde(skip_serializing_if = "Option::is_none", with = "serde_rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
+    /// With `too_many_attempts`: seconds until the credential is judged again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 impl VerifyResponse {
@@ -83,6 +88,7 @@ impl VerifyResponse {
             roles: None,
             permissions: None,
             expires_at: None,
+            retry_after_s: None,
         }
     }
 }
@@ -111,13 +117,17 @@ pub async fn verify(
         required.push(Permission::parse(r, false).map_err(|e| ApiError::field(format!("required[{i}]"), e))?);
     }
     let now = state.now();
-    let outcome: Result<Principal, Refusal> = if let Some(secret) = body.secret {
-        state.index.authenticate(&Credential::Secret(Secret::from_presented(secret)), now, source, true)
+    // Throttling counts per key, and per client address only when the gateway names it.
+    if let Err(refusal) = state.throttle_address(client, now) {
+        return Ok(axum::Json(answer(&state, &caller, Err(refusal), &required)));
+    }
+    let (verdict, per_key): (Result<Principal, Refusal>, bool) = if let Some(secret) = body.secret {
+        (state.index.authenticate(&Credential::Secret(Secret::from_presented(secret)), now, source, true), true)
     } else if let Some(jwt) = body.token {
-        match token::verify(&jwt, |kid| state.tokens.verifying_key(kid, now), &state.issuer, now) {
-            Ok(claims) => state.index.authenticate_token(&claims, now, source),
-            Err(_) => return Ok(axum::Json(VerifyResponse::refused(AuthFailure::InvalidCredentials.code()))),
-        }
+        let verdict = token::verify(&jwt, |kid| state.tokens.verifying_key(kid, now), &state.issuer, now)
+            .map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))
+            .and_then(|claims| state.index.authenticate_token(&claims, now, source));
+        (verdict, false)
     } else if let Some(h) = body.hawk {
         let Ok(header) = hawk::parse_header(&h.authorization) else {
             return Ok(axum::Json(VerifyResponse::refused(AuthFailure::InvalidCredentials.code())));
@@ -134,44 +144,44 @@ pub async fn verify(
                 payload,
             },
         };
-        state.index.authenticate_hawk(&request, now, source, &state.nonces).map(|(p, _)| p)
+        (state.index.authenticate_hawk(&request, now, source, &state.nonces).map(|(p, _)| p), true)
     } else {
         return Err(ApiError::field("secret", "give exactly one of secret, token or hawk"));
     };
-    let principal = match outcome {
-        Ok(p) if caller.sees_org(&p.org_id) => p,
-        Ok(_) => return Ok(axum::Json(VerifyResponse::refused(AuthFailure::InvalidCredentials.code()))),
-        Err(refusal) => {
-            state.record_refusal(&refusal, source, now);
-            let same_org = refusal.key.as_ref().is_some_and(|(_, org, _)| caller.sees_org(org));
-            let mut resp = VerifyResponse::refused(if same_org {
-                refusal.failure.code()
-            } else {
-                AuthFailure::InvalidCredentials.code()
-            });
-            if let (true, Some((key, org, owner))) =
-                (same_org && refusal.failure != AuthFailure::InvalidCredentials, refusal.key)
-            {
-                resp.key_id = Some(key.to_string());
-                resp.org_id = Some(org.to_string());
-                resp.owner_id = Some(owner.to_string());
-            }
-            return Ok(axum::Json(resp));
-        }
-    };
-    let key = principal.key_id.as_ref().and_then(|k| state.index.key(k));
-    if let Some(k) = &principal.key_id {
+    let verdict = state.judged(verdict, "key.use_failed", per_key, client, source, now);
+    if let Ok(p) = &verdict
+        && let Some(k) = &p.key_id
+        && caller.sees_org(&p.org_id)
+    {
         state.usage.touch(k, now, client);
     }
-    let allowed = required.iter().all(|p| principal.permissions.allows_permission(p));
-    Ok(axum::Json(VerifyResponse {
-        valid: allowed,
-        code: if allowed { "valid" } else { "insufficient_permissions" },
-        key_id: principal.key_id.as_ref().map(ToString::to_string),
-        owner_id: Some(principal.user_id.to_string()),
-        org_id: Some(principal.org_id.to_string()),
-        roles: key.as_ref().map(|k| k.record.roles.iter().map(ToString::to_string).collect()),
-        permissions: Some(principal.permissions.to_strings()),
-        expires_at: key.and_then(|k| k.record.expires_at),
-    }))
+    Ok(axum::Json(answer(&state, &caller, verdict, &required)))
+}
+
+/// The answer, as much as the core's disclosure rule lets the caller see.
+fn answer(
+    state: &AppState,
+    caller: &Principal,
+    verdict: Result<Principal, Refusal>,
+    required: &[Permission],
+) -> VerifyResponse {
+    let v = authn::verify_verdict(verdict, |org| caller.sees_org(org), required);
+    let mut resp = VerifyResponse::refused(v.code);
+    resp.valid = v.valid;
+    resp.retry_after_s = v.retry_after_s;
+    if let Some((key, org, owner)) = v.key {
+        resp.key_id = Some(key.to_string());
+        resp.org_id = Some(org.to_string());
+        resp.owner_id = Some(owner.to_string());
+    }
+    if let Some(p) = v.principal {
+        let key = p.key_id.as_ref().and_then(|k| state.index.key(k));
+        resp.key_id = p.key_id.as_ref().map(ToString::to_string);
+        resp.owner_id = Some(p.user_id.to_string());
+        resp.org_id = Some(p.org_id.to_string());
+        resp.roles = key.as_ref().map(|k| k.record.roles.iter().map(ToString::to_string).collect());
+        resp.permissions = Some(p.permissions.to_strings());
+        resp.expires_at = key.and_then(|k| k.record.expires_at);
+    }
+    resp
 }

@@ -137,7 +137,7 @@ pub struct StoreArgs {
     /// The server's data directory [default: ./keyward-data].
     #[arg(long, env = "KEYWARD_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
-    /// Store URL: `sqlite://PATH` [default: SQLite in the data dir].
+    /// Store: `sqlite://PATH`, a file path, or `postgres://USER@HOST/DB` [default: SQLite in the data dir].
     #[arg(long, env = "KEYWARD_DATABASE_URL")]
     pub database_url: Option<String>,
     /// The server's TOML configuration file.

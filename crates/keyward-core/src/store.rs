@@ -111,6 +111,8 @@ pub struct AuditQuery {
 pub trait Store: Send + Sync + 'static {
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Lets go of the database (pools closed, SQLite's WAL checkpointed); the store is not used after.
+    async fn close(&self) {}
 
     /// A value of the deployment's metadata (master key check, signing keys, …).
     async fn get_meta(&self, name: &str) -> Result<Option<String>, StoreError>;

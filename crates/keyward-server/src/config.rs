@@ -17,7 +17,7 @@ pub struct ServeArgs {
     /// Directory for the embedded store, the master key and the bootstrap file [default: ./keyward-data].
     #[arg(long, env = "KEYWARD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Store URL: `sqlite://PATH` [default: SQLite in the data dir]; PostgreSQL comes in a later release.
+    /// Store: `sqlite://PATH`, a file path, or `postgres://USER@HOST/DB` [default: SQLite in the data dir].
     #[arg(long, env = "KEYWARD_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Redis URL for state shared between instances (not needed on one machine).
@@ -62,11 +62,106 @@ struct FileConfig {
     max_connections: Option<usize>,
 }
 
-/// Where the store lives.
+/// Where the store lives. Its `Debug` and `Display` mask a password, so it can be logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     Sqlite(PathBuf),
     SqliteUrl(String),
+    Postgres(PostgresUrl),
+}
+
+impl StoreLocation {
+    /// Chooses the backend by the URL's scheme: `sqlite:` or a plain path is SQLite,
+    /// `postgres://` and `postgresql://` are PostgreSQL; any other scheme is refused, so a
+    /// typo never silently creates a new database somewhere.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            return Ok(Self::SqliteUrl(url.to_owned()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(PostgresUrl(url.to_owned())));
+        }
+        match url_scheme(url) {
+            Some(scheme) => Err(format!(
+                "database_url: the scheme `{scheme}:` is not a store this build knows; use sqlite:PATH, a file path \
+                 or postgres://USER@HOST/DATABASE"
+            )),
+            None if url.trim().is_empty() => Err("database_url: is empty".into()),
+            None => Ok(Self::Sqlite(PathBuf::from(url))),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::SqliteUrl(url) => f.write_str(&mask_password(url)),
+            Self::Postgres(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+/// A URL's scheme, when it starts with one (`name:` of letters, digits, `+`, `-`, `.`, at least two
+/// characters so a Windows drive letter stays a path).
+fn url_scheme(url: &str) -> Option<&str> {
+    let (scheme, _) = url.split_once(':')?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (scheme.len() > 1
+        && first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// A PostgreSQL connection URL; shown with its password masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(String);
+
+impl PostgresUrl {
+    /// The URL itself, password included: only for connecting.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresUrl({:?})", mask_password(&self.0))
+    }
+}
+
+impl std::fmt::Display for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&mask_password(&self.0))
+    }
+}
+
+/// `url` with the password of its user info and any `password=` query parameter replaced by `***`.
+#[must_use]
+pub fn mask_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let authority_end = out[start..].find(['/', '?', '#']).map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{head}{}", masked.join("&"));
+    }
+    out
 }
 
 /// The validated configuration the server runs with.
@@ -123,20 +218,10 @@ impl Config {
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("keyward-data"));
         let store = match args.database_url.or(file.database_url) {
             None => StoreLocation::Sqlite(data_dir.join("keyward.db")),
-            Some(url) if url.starts_with("sqlite:") => StoreLocation::SqliteUrl(url),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                problems.push(
-                    "database_url: PostgreSQL is not supported by this build yet; use sqlite:// or leave it unset"
-                        .into(),
-                );
+            Some(url) => StoreLocation::parse(&url).unwrap_or_else(|problem| {
+                problems.push(problem);
                 StoreLocation::Sqlite(data_dir.join("keyward.db"))
-            }
-            // A typo must never silently create a new database somewhere.
-            Some(_) => {
-                problems
-                    .push("database_url: must start with sqlite: (e.g. sqlite:///var/lib/keyward/keyward.db)".into());
-                StoreLocation::Sqlite(data_dir.join("keyward.db"))
-            }
+            }),
         };
         if args.redis_url.or(file.redis_url).is_some() {
             tracing::warn!("redis_url is set but this build shares nothing through Redis yet; it is ignored");
@@ -265,6 +350,36 @@ mod tests {
         };
         let err = Config::load(args).unwrap_err();
         assert_eq!(err.0.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn the_store_is_chosen_by_the_url_scheme() {
+        assert_eq!(
+            StoreLocation::parse("sqlite:///var/k.db"),
+            Ok(StoreLocation::SqliteUrl("sqlite:///var/k.db".into()))
+        );
+        assert_eq!(StoreLocation::parse("/var/k.db"), Ok(StoreLocation::Sqlite(PathBuf::from("/var/k.db"))));
+        assert_eq!(StoreLocation::parse("data/k.db"), Ok(StoreLocation::Sqlite(PathBuf::from("data/k.db"))));
+        for url in ["postgres://kw@db/keyward", "postgresql://kw:pw@db:5433/keyward?sslmode=require"] {
+            assert!(matches!(StoreLocation::parse(url), Ok(StoreLocation::Postgres(u)) if u.expose() == url));
+        }
+        let err = StoreLocation::parse("mysql://root:hunter2@db/keyward").unwrap_err();
+        assert!(err.contains("`mysql:`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(StoreLocation::parse("sqlit:/typo").unwrap_err().contains("`sqlit:`"));
+        assert!(StoreLocation::parse("").is_err());
+    }
+
+    #[test]
+    fn a_postgres_password_never_shows() {
+        let url = "postgres://kw:s3cr%40t@db.example:5432/keyward?sslmode=require&password=other";
+        let Ok(store) = StoreLocation::parse(url) else { panic!("a postgres url") };
+        for shown in [store.to_string(), format!("{store:?}")] {
+            assert!(!shown.contains("s3cr") && !shown.contains("other"), "{shown}");
+            assert!(shown.contains("kw:***@db.example:5432/keyward") && shown.contains("password=***"), "{shown}");
+        }
+        assert_eq!(mask_password("postgres://kw@db/keyward"), "postgres://kw@db/keyward");
+        assert_eq!(mask_password("postgres://db/keyward?user=kw"), "postgres://db/keyward?user=kw");
     }
 
     #[test]

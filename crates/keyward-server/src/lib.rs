@@ -29,6 +29,7 @@ use axum::extract::{MatchedPath, Request};
 use keyward_core::clock::{Clock, SystemClock};
 use keyward_core::crypto::Keyring;
 use keyward_core::store::Store;
+use keyward_store::postgres::PostgresStore;
 use keyward_store::sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,13 +47,15 @@ const RECONCILE_EVERY_TICKS: u64 = 30;
 /// Retention runs at start (before serving) and then hourly.
 const RETENTION_EVERY_TICKS: u64 = 1800;
 
-/// Opens the configured store, running its migrations.
-pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
-    match &config.store {
-        StoreLocation::Sqlite(path) => SqliteStore::open(path).await,
-        StoreLocation::SqliteUrl(url) => SqliteStore::open_url(url).await,
-    }
-    .context("cannot open the store")
+/// Opens the configured store, the backend chosen by its location, running its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let opened: Result<Arc<dyn Store>, _> = match &config.store {
+        StoreLocation::Sqlite(path) => SqliteStore::open(path).await.map(|s| Arc::new(s) as _),
+        StoreLocation::SqliteUrl(url) => SqliteStore::open_url(url).await.map(|s| Arc::new(s) as _),
+        StoreLocation::Postgres(url) => PostgresStore::open_url(url.expose()).await.map(|s| Arc::new(s) as _),
+    };
+    // The location as shown masks a password.
+    opened.with_context(|| format!("cannot open the store {}", config.store))
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -79,7 +82,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// The service built from a configuration and a clock, ready to serve.
 pub struct App {
     pub state: AppState,
-    sqlite: SqliteStore,
 }
 
 /// Prepares the data dir, opens and bootstraps the store, and builds the state for a
@@ -99,12 +101,8 @@ pub async fn build(
     )?;
     let keyring = Arc::new(Keyring::new(&master));
 
-    let sqlite = open_store(&config).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let store_name = match &config.store {
-        StoreLocation::Sqlite(path) => path.display().to_string(),
-        StoreLocation::SqliteUrl(url) => url.clone(),
-    };
+    let store = open_store(&config).await?;
+    let store_name = config.store.to_string();
     bootstrap::refuse_lost_store(store.as_ref(), &remains, &store_name).await?;
 
     if let Some(path) = new_key_file {
@@ -150,7 +148,7 @@ pub async fn build(
         metrics: Arc::default(),
         key_writes: Arc::default(),
     };
-    Ok((App { state, sqlite }, admin))
+    Ok((App { state }, admin))
 }
 
 /// Serves `app` on `listener`, with the background writers running, until `shutdown`
@@ -160,7 +158,7 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let App { state, sqlite } = app;
+    let App { state } = app;
     let addr = listener.local_addr()?;
     // Retention runs once before serving, so no request sees what it is about to prune.
     audit::apply_retention(&state).await;
@@ -185,7 +183,7 @@ pub async fn serve_on(
             .max_connections
             .unwrap_or_else(|| connections::default_max_connections(connections::raise_fd_limit())),
     };
-    tracing::info!(%addr, store = ?config.store, max_connections = limits.max_connections, "keyward listening");
+    tracing::info!(%addr, store = %config.store, max_connections = limits.max_connections, "keyward listening");
     connections::serve(listener, app, limits, shutdown).await;
 
     background.abort();
@@ -197,7 +195,7 @@ pub async fn serve_on(
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::warn!(error = %e, "could not write the last last-used times");
     }
-    sqlite.close().await;
+    state.store.close().await;
     tracing::info!("keyward stopped");
     Ok(())
 }
@@ -286,5 +284,36 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod open_store_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::ServeArgs;
+
+    fn config(database_url: &str) -> Config {
+        Config::load(ServeArgs { database_url: Some(database_url.into()), ..ServeArgs::default() }).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_postgres_store_that_cannot_be_reached_says_why_without_its_password() {
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        let err = open_store(&config("postgres://kw:hunter2@127.0.0.1:1/keyward")).await.err().unwrap();
+        let shown = format!("{err:#}");
+        assert!(shown.contains("postgres://kw:***@127.0.0.1:1/keyward"), "{shown}");
+        assert!(shown.contains("refused"), "the cause is named: {shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_url_opens_sqlite_behind_the_trait() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = open_store(&config(&url)).await.unwrap();
+        store.ping().await.unwrap();
+        store.close().await;
+        assert!(dir.path().join("k.db").exists());
     }
 }

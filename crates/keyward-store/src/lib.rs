@@ -1,5 +1,7 @@
 //! Implementations of `keyward_core::store::Store`, one module per backend.
 
+pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use keyward_core::store::StoreError;
@@ -7,28 +9,34 @@ use keyward_core::store::StoreError;
 /// Maps a driver error to the store's error, naming the constraint where one was hit.
 pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
+        // SQLite names the columns in its message; PostgreSQL names the constraint.
         let msg = db.message();
-        if msg.contains("keys.id") || db.constraint() == Some("keys_pkey") {
-            return StoreError::Conflict { code: "key_id_taken", detail: "a key with this id already exists".into() };
-        }
-        if msg.contains("keys.secret_digest") || db.constraint() == Some("keys_secret_digest_unique") {
-            return StoreError::Conflict {
-                code: "secret_in_use",
-                detail: "another key already uses this secret".into(),
-            };
-        }
-        if msg.contains("roles.org_id, roles.name") || db.constraint() == Some("roles_name_unique") {
-            return StoreError::Conflict {
-                code: "role_name_taken",
-                detail: "a role with this name already exists".into(),
-            };
-        }
-        if msg.contains("scopes.org_id, scopes.name") || db.constraint() == Some("scopes_pkey") {
-            return StoreError::Conflict {
-                code: "scope_exists",
-                detail: "a scope with this name already exists".into(),
-            };
+        let named = if msg.contains("keys.id") {
+            Some("keys_pkey")
+        } else if msg.contains("keys.secret_digest") {
+            Some("keys_secret_digest_unique")
+        } else if msg.contains("roles.org_id, roles.name") {
+            Some("roles_name_unique")
+        } else if msg.contains("scopes.org_id, scopes.name") {
+            Some("scopes_pkey")
+        } else {
+            db.constraint()
+        };
+        if let Some(conflict) = named.and_then(constraint_conflict) {
+            return conflict;
         }
     }
     StoreError::Backend(e.to_string())
+}
+
+/// The conflict a violated constraint stands for, by the constraint's name (the same in both schemas).
+pub(crate) fn constraint_conflict(constraint: &str) -> Option<StoreError> {
+    let (code, detail) = match constraint {
+        "keys_pkey" => ("key_id_taken", "a key with this id already exists"),
+        "keys_secret_digest_unique" => ("secret_in_use", "another key already uses this secret"),
+        "roles_name_unique" => ("role_name_taken", "a role with this name already exists"),
+        "scopes_pkey" => ("scope_exists", "a scope with this name already exists"),
+        _ => return None,
+    };
+    Some(StoreError::Conflict { code, detail: detail.into() })
 }

@@ -71,9 +71,9 @@ async fn create_key(store: StoreArgs, user: Option<String>, name: String, json: 
     {
         return Err(Failure::Usage(format!("no store at {}", path.display())));
     }
-    let sqlite = keyward_server::open_store(&config).await?;
+    let opened = keyward_server::open_store(&config).await?;
     let outcome = async {
-        let store: &dyn Store = &sqlite;
+        let store: &dyn Store = opened.as_ref();
         if store.get_meta("master_key_check").await?.is_none() {
             anyhow::bail!("the store is empty: start the server once, it creates the first admin");
         }
@@ -120,7 +120,7 @@ async fn create_key(store: StoreArgs, user: Option<String>, name: String, json: 
         Ok((key.id.to_string(), secret, owner.id.to_string()))
     }
     .await;
-    sqlite.close().await;
+    opened.close().await;
     let (key_id, secret, owner_id) = outcome?;
     if json {
         output::json(&json!({"key_id": key_id, "secret": secret.expose(), "owner_id": owner_id}));
@@ -134,8 +134,8 @@ async fn create_key(store: StoreArgs, user: Option<String>, name: String, json: 
 
 pub async fn migrate(store: StoreArgs) -> Result<(), Failure> {
     let config = existing(store)?;
-    let sqlite = keyward_server::open_store(&config).await?;
-    sqlite.close().await;
+    let store = keyward_server::open_store(&config).await?;
+    store.close().await;
     outln!("the store is migrated to the current version");
     Ok(())
 }
@@ -155,6 +155,11 @@ pub async fn backup(store: StoreArgs, to: &Path) -> Result<(), Failure> {
             SqliteConnectOptions::new().filename(path)
         }
         StoreLocation::SqliteUrl(url) => SqliteConnectOptions::from_str(url).context("bad store URL")?,
+        StoreLocation::Postgres(_) => {
+            return Err(Failure::Usage(
+                "keyward backup copies a SQLite store; back up PostgreSQL with pg_dump or its replication".into(),
+            ));
+        }
     };
     let mut file_options = std::fs::OpenOptions::new();
     file_options.write(true).create_new(true);

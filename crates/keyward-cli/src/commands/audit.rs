@@ -10,10 +10,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use keyward_core::ids::OrgId;
-use keyward_core::store::{AuditQuery, Store};
+use keyward_core::store::AuditQuery;
 use keyward_server::audit::{Format, export, verify};
 use std::io::Write;
-use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -152,11 +151,11 @@ pub async fn run(common: &Common, command: AuditCommand) -> Result<(), Failure> 
 /// Verify (`format` None) or export straight from the store.
 async fn offline(filter: AuditFilter, format: Option<String>) -> Result<(), Failure> {
     let config = crate::load_config(filter.store.into())?;
-    if !config.data_dir.exists() {
+    // A missing data dir means a mistyped path, not an empty SQLite store to create.
+    if matches!(config.store, keyward_server::config::StoreLocation::Sqlite(_)) && !config.data_dir.exists() {
         return Err(anyhow::anyhow!("no data directory at {}", config.data_dir.display()).into());
     }
-    let sqlite = keyward_server::open_store(&config).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let store = keyward_server::open_store(&config).await?;
     let org = filter.org.map(OrgId::from_trusted);
     let outcome = async {
         match format {
@@ -194,6 +193,6 @@ async fn offline(filter: AuditFilter, format: Option<String>) -> Result<(), Fail
         }
     }
     .await;
-    sqlite.close().await;
+    store.close().await;
     outcome.map_err(Failure::from)
 }

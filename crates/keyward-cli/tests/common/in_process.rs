@@ -30,8 +30,9 @@ struct Ready {
 }
 
 impl Running {
-    /// Builds the service on `data_dir` with `clock` and serves it until stopped.
-    pub async fn start(data_dir: PathBuf, clock: Arc<ManualClock>) -> Self {
+    /// Builds the service on `data_dir` (and the store at `database_url`, if given) with `clock`
+    /// and serves it until stopped.
+    pub async fn start(data_dir: PathBuf, database_url: Option<String>, clock: Arc<ManualClock>) -> Self {
         let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -43,7 +44,12 @@ impl Running {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
                 let addr = listener.local_addr().unwrap();
-                let args = ServeArgs { listen: Some(addr.to_string()), data_dir: Some(data_dir), ..Default::default() };
+                let args = ServeArgs {
+                    listen: Some(addr.to_string()),
+                    data_dir: Some(data_dir),
+                    database_url,
+                    ..Default::default()
+                };
                 let config = Config::load(args).expect("a valid test configuration");
                 let (app, admin) = keyward_server::build(config, clock, addr).await.expect("the service builds");
                 let ready = Ready {

@@ -3,6 +3,7 @@
 //! (`TestServer::in_process`) runs the same service in this process with a manual clock.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support code
 
+pub mod database;
 pub mod in_process;
 
 use base64::Engine;
@@ -45,6 +46,8 @@ pub struct TestServer {
     in_process: Option<in_process::Running>,
     /// The `--listen` address of the next launch.
     listen: String,
+    /// The PostgreSQL database the server runs on (`KEYWARD_TEST_DATABASE=postgres`); dropped after it stops.
+    database: Option<database::TestDatabase>,
 }
 
 pub struct Response {
@@ -83,6 +86,12 @@ impl Response {
     }
 }
 
+/// A client whose idle connections are dropped before the server's keep-alive time-out
+/// (30 s) closes them, so a request after a long pause never lands on a closing socket.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(10)).build().expect("http client")
+}
+
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_keyward"))
 }
@@ -104,12 +113,14 @@ impl TestServer {
             child: None,
             output: Arc::new(Mutex::new(String::new())),
             env,
-            client: reqwest::Client::new(),
+            client: http_client(),
             clock: None,
             in_process: None,
             listen: "127.0.0.1:0".into(),
+            database: database::for_new_server().await,
         };
         server.launch().await;
+        server.assert_on_the_chosen_store();
         // The banner goes to stdout and the listening line to stderr; their reader threads race.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server.output().contains("secret:") {
@@ -135,10 +146,12 @@ impl TestServer {
             child: None,
             output: Arc::new(Mutex::new(String::new())),
             env: Vec::new(),
-            client: reqwest::Client::new(),
+            client: http_client(),
             clock: None,
             in_process: None,
             listen: "127.0.0.1:0".into(),
+            // A prepared data dir is a SQLite one (a restored backup).
+            database: None,
         };
         prepare(&server.data_dir());
         server.launch().await;
@@ -158,12 +171,14 @@ impl TestServer {
             child: None,
             output: Arc::new(Mutex::new(String::new())),
             env: Vec::new(),
-            client: reqwest::Client::new(),
+            client: http_client(),
             clock: Some(Arc::new(ManualClock::new(SystemClock.now()))),
             in_process: None,
             listen: "127.0.0.1:0".into(),
+            database: database::for_new_server().await,
         };
         server.launch().await;
+        server.assert_on_the_chosen_store();
         let (id, secret) = server.in_process.as_mut().and_then(|r| r.admin.take()).expect("bootstrap admin key");
         server.admin = Auth::basic(&id, &secret);
         (server.admin_id, server.admin_secret) = (id, secret);
@@ -184,10 +199,30 @@ impl TestServer {
         self.dir.path().join("data")
     }
 
+    /// The PostgreSQL URL the server runs on; `None`: SQLite in the data dir.
+    pub fn database_url(&self) -> Option<String> {
+        self.database.as_ref().map(|d| d.url.clone())
+    }
+
+    /// A server meant to run on PostgreSQL made no SQLite file, so a PostgreSQL run proves what it claims.
+    fn assert_on_the_chosen_store(&self) {
+        if self.database.is_some() {
+            assert!(!self.data_dir().join("keyward.db").exists(), "the server opened SQLite instead of PostgreSQL");
+        }
+    }
+
+    /// Points a `keyward` command at this server's store.
+    fn choose_database(&self, cmd: &mut Command) {
+        match self.database_url() {
+            Some(url) => cmd.env("KEYWARD_DATABASE_URL", url),
+            None => cmd.env_remove("KEYWARD_DATABASE_URL"),
+        };
+    }
+
     /// Spawns the binary and waits until it listens.
     async fn launch(&mut self) {
         if let Some(clock) = &self.clock {
-            let running = in_process::Running::start(self.data_dir(), clock.clone()).await;
+            let running = in_process::Running::start(self.data_dir(), self.database_url(), clock.clone()).await;
             self.base = format!("http://{}", running.addr);
             self.in_process = Some(running);
             return;
@@ -196,6 +231,7 @@ impl TestServer {
         let mut cmd = Command::new(binary());
         cmd.arg("serve").arg("--listen").arg(&self.listen).arg("--data-dir").arg(self.data_dir());
         cmd.env_remove("KEYWARD_MASTER_KEY").env("KEYWARD_LOG", "info,keyward_server=debug");
+        self.choose_database(&mut cmd);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -240,7 +276,10 @@ impl TestServer {
 
     /// Runs `keyward` with arguments (an operator command) and returns its exit status and output.
     pub fn run_cli(&self, args: &[&str]) -> (std::process::ExitStatus, String, String) {
-        let out = Command::new(binary()).args(args).env_remove("KEYWARD_MASTER_KEY").output().unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.args(args).env_remove("KEYWARD_MASTER_KEY");
+        self.choose_database(&mut cmd);
+        let out = cmd.output().unwrap();
         (
             out.status,
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -315,6 +354,7 @@ impl TestServer {
         let mut cmd = Command::new(binary());
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(self.data_dir());
         cmd.env_remove("KEYWARD_MASTER_KEY");
+        self.choose_database(&mut cmd);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

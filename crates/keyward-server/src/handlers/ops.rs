@@ -16,18 +16,26 @@ pub async fn healthz() -> axum::Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready"),
     (status = 503, description = "The store does not answer (`store_unavailable`)", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness check failed");
-            problem_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the store does not answer, or its database file is gone or damaged; the cause is in the log".into(),
-                vec![],
-            )
-        }
+    // A store that hangs (a PostgreSQL behind a dead link) must not hang the probe.
+    let answer = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
+    match answer {
+        Ok(Ok(())) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(Err(e)) => not_ready(&e.to_string()),
+        Err(_) => not_ready("the store did not answer in time"),
     }
+}
+
+/// How long readiness waits for the store.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn not_ready(cause: &str) -> Response {
+    tracing::error!(error = %cause, "readiness check failed");
+    problem_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the store does not answer, or its data is gone or damaged; the cause is in the log".into(),
+        vec![],
+    )
 }
 
 /// Prometheus metrics: request counts, refused credentials, tokens issued, keys by status.

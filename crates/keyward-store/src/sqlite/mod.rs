@@ -1,16 +1,14 @@
 //! The embedded SQLite store: WAL, foreign keys on, synchronous commits, one
 //! writer connection (SQLite has one writer anyway) beside a pool of readers.
 
-mod rows;
-
 use crate::backend;
+use crate::rows::{self, AuditRow, KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
 use async_trait::async_trait;
 use keyward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH, chain_hash};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
 use keyward_core::store::{AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
-use rows::{AuditRow, KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::path::{Path, PathBuf};
@@ -548,6 +546,10 @@ impl Store for SqliteStore {
             return Err(StoreError::Corrupt("the store's schema is missing".into()));
         }
         Ok(())
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
     }
 
     async fn get_meta(&self, name: &str) -> Result<Option<String>, StoreError> {

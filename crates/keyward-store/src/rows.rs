@@ -1,4 +1,4 @@
-//! Row types and their conversion to and from the domain.
+//! Row types shared by the backends and their conversion to and from the domain.
 
 use chrono::DateTime;
 use keyward_core::audit::{AuditEntry, AuditEvent};

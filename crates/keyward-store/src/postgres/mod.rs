@@ -1,0 +1,936 @@
+//! The PostgreSQL store: one pool, read-committed transactions, and explicit
+//! locks where SQLite's single writer serialized for free (an org's audit chain,
+//! an owner's key count, the first bootstrap).
+
+use crate::rows::{self, AuditRow, KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
+use async_trait::async_trait;
+use keyward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH, chain_hash};
+use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
+use keyward_core::key::KeyLimits;
+use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
+use keyward_core::store::{AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+const KEY_COLUMNS: &str = "k.id, k.org_id, k.owner_id, k.name, k.description, k.comment, k.scopes, k.expires_at, \
+    k.locked, k.network_restrictions, k.reauth_timeout_s, k.created_at, k.created_by, k.updated_at, k.rolled_at, \
+    k.last_used_at, k.last_used_ip, k.imported, k.secret_digest, k.secret_ciphertext, k.prev_secret_digest, \
+    k.prev_secret_ciphertext, k.prev_valid_until, k.inherits_owner, k.token_epoch, k.version, \
+    COALESCE((SELECT json_agg(kr.role_id ORDER BY kr.role_id) FROM key_roles kr WHERE kr.key_id = k.id)::text, '[]') AS roles";
+
+impl PostgresStore {
+    /// Connects to a `postgres://` or `postgresql://` URL and runs the migrations.
+    pub async fn open_url(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(pg)?;
+        // One connection first: a pool that cannot connect only says it timed out, this says why.
+        let probe = PgConnection::connect_with(&options).await.map_err(pg)?;
+        probe.close().await.map_err(pg)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(pg)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'_, Postgres>, StoreError> {
+        self.pool.begin().await.map_err(pg)
+    }
+}
+
+/// Maps a driver error to the store's error, recognising a constraint by the name PostgreSQL reports.
+fn pg(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && let Some(conflict) = db.constraint().and_then(crate::constraint_conflict)
+    {
+        return conflict;
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn int(v: u32) -> i64 {
+    i64::from(v)
+}
+
+fn opt_int(v: Option<u32>) -> Option<i64> {
+    v.map(i64::from)
+}
+
+/// Serializes the appends to an org's chain until the transaction ends, so two
+/// writers never continue the chain from the same entry.
+async fn lock_chain(tx: &mut PgConnection, org: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('keyward.audit:' || $1, 0))")
+        .bind(org)
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+    Ok(())
+}
+
+/// Appends an audit entry to its org's hash chain, inside the caller's transaction.
+async fn append_audit(tx: &mut PgConnection, e: &AuditEvent) -> Result<(), StoreError> {
+    lock_chain(tx, &e.org_id).await?;
+    let prev: Option<String> = sqlx::query_scalar("SELECT hash FROM audit WHERE org_id = $1 ORDER BY seq DESC LIMIT 1")
+        .bind(&e.org_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(pg)?;
+    // Drawn under the chain's lock, so an org's entries get increasing numbers in chain order.
+    let seq: i64 = sqlx::query_scalar("SELECT nextval('audit_seq')").fetch_one(&mut *tx).await.map_err(pg)?;
+    let prev_hash = match prev {
+        Some(h) => h,
+        None => anchor_hash(tx, &e.org_id).await?,
+    };
+    let hash = chain_hash(seq, e, &prev_hash);
+    sqlx::query(
+        "INSERT INTO audit (seq, org_id, at, actor_id, actor_key_id, source_ip, action, target_type, target_id, outcome, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(seq)
+    .bind(&e.org_id)
+    .bind(secs(e.at))
+    .bind(&e.actor_id)
+    .bind(&e.actor_key_id)
+    .bind(&e.source_ip)
+    .bind(&e.action)
+    .bind(&e.target_type)
+    .bind(&e.target_id)
+    .bind(&e.outcome)
+    .bind(e.details.to_string())
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// Appends several entries; the chains they touch are locked first in one order, so two
+/// batches over the same orgs cannot deadlock.
+async fn append_all(tx: &mut PgConnection, events: &[AuditEvent]) -> Result<(), StoreError> {
+    let orgs: BTreeSet<&str> = events.iter().map(|e| e.org_id.as_str()).collect();
+    for org in orgs {
+        lock_chain(tx, org).await?;
+    }
+    for e in events {
+        append_audit(tx, e).await?;
+    }
+    Ok(())
+}
+
+async fn insert_org_row(tx: &mut PgConnection, org: &Org) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO orgs (id, name, max_keys_per_user, default_expiry_days, allow_direct_secret, audit_retention_days, \
+         hawk_require_payload_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(org.id.as_str())
+    .bind(&org.name)
+    .bind(int(org.settings.max_keys_per_user))
+    .bind(opt_int(org.settings.default_expiry_days))
+    .bind(org.settings.allow_direct_secret)
+    .bind(opt_int(org.settings.audit_retention_days))
+    .bind(org.settings.hawk_require_payload_hash)
+    .bind(secs(org.created_at))
+    .execute(&mut *tx)
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn insert_user_row(tx: &mut PgConnection, user: &User) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, org_id, name, email, kind, status, created_at, token_epoch) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(user.id.as_str())
+    .bind(user.org_id.as_str())
+    .bind(&user.name)
+    .bind(&user.email)
+    .bind(rows::kind_str(user.kind))
+    .bind(rows::user_status_str(user.status))
+    .bind(secs(user.created_at))
+    .bind(i64::from(user.token_epoch))
+    .execute(&mut *tx)
+    .await
+    .map_err(pg)?;
+    write_user_roles(tx, user).await
+}
+
+/// Takes the owner's row lock until the transaction ends: two creates for one owner (on
+/// any instance) count their keys one after the other, so limits never overshoot.
+async fn lock_owner(tx: &mut PgConnection, owner: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE").bind(owner).execute(&mut *tx).await.map_err(pg)?;
+    Ok(())
+}
+
+/// Writes a key's row and its roles: an insert, or a full replacement.
+async fn write_key_row(tx: &mut PgConnection, k: &KeyRecord, replace: bool) -> Result<(), StoreError> {
+    let row = KeyRow::from_record(k);
+    let sql = if replace {
+        // Last-used columns belong to record_key_usage; the version check refuses an update made
+        // from a read that another write has overtaken, so a lock or roll is never silently undone.
+        "UPDATE keys SET org_id = $2, owner_id = $3, name = $4, description = $5, comment = $6, scopes = $7, expires_at = $8, \
+         locked = $9, network_restrictions = $10, reauth_timeout_s = $11, created_at = $12, created_by = $13, updated_at = $14, \
+         rolled_at = $15, imported = $18, secret_digest = $19, secret_ciphertext = $20, \
+         prev_secret_digest = $21, prev_secret_ciphertext = $22, prev_valid_until = $23, inherits_owner = $25, \
+         token_epoch = $26, version = version + 1 \
+         WHERE id = $1 AND deleted_at IS NULL AND version = $24"
+    } else {
+        "INSERT INTO keys (id, org_id, owner_id, name, description, comment, scopes, expires_at, locked, network_restrictions, \
+         reauth_timeout_s, created_at, created_by, updated_at, rolled_at, last_used_at, last_used_ip, imported, secret_digest, \
+         secret_ciphertext, prev_secret_digest, prev_secret_ciphertext, prev_valid_until, version, inherits_owner, token_epoch) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+    };
+    let done = sqlx::query(sql)
+        .bind(&row.id)
+        .bind(&row.org_id)
+        .bind(&row.owner_id)
+        .bind(&row.name)
+        .bind(&row.description)
+        .bind(&row.comment)
+        .bind(&row.scopes)
+        .bind(row.expires_at)
+        .bind(row.locked)
+        .bind(&row.network_restrictions)
+        .bind(row.reauth_timeout_s)
+        .bind(row.created_at)
+        .bind(&row.created_by)
+        .bind(row.updated_at)
+        .bind(row.rolled_at)
+        .bind(row.last_used_at)
+        .bind(&row.last_used_ip)
+        .bind(row.imported)
+        .bind(&row.secret_digest)
+        .bind(&row.secret_ciphertext)
+        .bind(&row.prev_secret_digest)
+        .bind(&row.prev_secret_ciphertext)
+        .bind(row.prev_valid_until)
+        .bind(row.version)
+        .bind(row.inherits_owner)
+        .bind(row.token_epoch)
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+    if done.rows_affected() == 0 {
+        let live: Option<i64> = sqlx::query_scalar("SELECT version FROM keys WHERE id = $1 AND deleted_at IS NULL")
+            .bind(&row.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(pg)?;
+        return Err(match live {
+            Some(_) => StoreError::Conflict {
+                code: "concurrent_update",
+                detail: "the key was changed meanwhile; read it again and retry".into(),
+            },
+            None => StoreError::NotFound { what: "key" },
+        });
+    }
+    sqlx::query("DELETE FROM key_roles WHERE key_id = $1").bind(&row.id).execute(&mut *tx).await.map_err(pg)?;
+    for role in &k.roles {
+        sqlx::query("INSERT INTO key_roles (key_id, role_id) VALUES ($1, $2)")
+            .bind(&row.id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// Checks the owner's limits as they stand inside the transaction, after the write; the
+/// caller holds the owner's lock (`lock_owner`).
+async fn check_limits(tx: &mut PgConnection, owner: &str, limits: &KeyLimits) -> Result<(), StoreError> {
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM keys WHERE owner_id = $1 AND deleted_at IS NULL")
+        .bind(owner)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(pg)?;
+    let mut role_counts = Vec::with_capacity(limits.role_caps.len());
+    for cap in &limits.role_caps {
+        let role = &cap.role;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM keys k JOIN key_roles kr ON kr.key_id = k.id \
+             WHERE k.owner_id = $1 AND kr.role_id = $2 AND k.deleted_at IS NULL",
+        )
+        .bind(owner)
+        .bind(role.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(pg)?;
+        role_counts.push((role.clone(), u64::try_from(n).unwrap_or(0)));
+    }
+    limits.check(u64::try_from(total).unwrap_or(0), &role_counts)
+}
+
+/// Adds the WHERE clause shared by the key list and its counts.
+fn push_key_filter(qb: &mut QueryBuilder<'_, Postgres>, query: &KeyQuery) {
+    qb.push(" WHERE k.deleted_at IS NULL");
+    if let Some(org) = &query.org_id {
+        qb.push(" AND k.org_id = ").push_bind(org.as_str().to_owned());
+    }
+    if let Some(owner) = &query.owner_id {
+        qb.push(" AND k.owner_id = ").push_bind(owner.as_str().to_owned());
+    }
+    if let Some(role) = &query.role_id {
+        // A key that inherits its owner carries the owner's roles, as its view shows.
+        qb.push(" AND (EXISTS (SELECT 1 FROM key_roles kr WHERE kr.key_id = k.id AND kr.role_id = ")
+            .push_bind(role.as_str().to_owned())
+            .push(") OR (k.inherits_owner AND EXISTS (SELECT 1 FROM user_roles ur WHERE ur.user_id = k.owner_id AND ur.role_id = ")
+            .push_bind(role.as_str().to_owned())
+            .push(")))");
+    }
+    if let Some(q) = query.q.as_deref().filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        qb.push(" AND (");
+        for (i, col) in ["k.id", "k.name", "k.description", "k.comment"].iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push(*col).push(" ILIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
+        }
+        qb.push(")");
+    }
+}
+
+const STATUS_ACTIVE: i64 = 0;
+const STATUS_LOCKED: i64 = 1;
+const STATUS_EXPIRED: i64 = 2;
+
+/// The key status rule (`KeyRecord::status`) as SQL over `keys k JOIN users u`:
+/// expired, else locked (the key, or its owner disabled), else active.
+fn push_status_code(qb: &mut QueryBuilder<'_, Postgres>, now: i64) {
+    qb.push("(CASE WHEN k.expires_at IS NOT NULL AND k.expires_at <= ")
+        .push_bind(now)
+        .push(" THEN ")
+        .push_bind(STATUS_EXPIRED)
+        .push(" WHEN k.locked OR u.status <> 'active' THEN ")
+        .push_bind(STATUS_LOCKED)
+        .push(" ELSE ")
+        .push_bind(STATUS_ACTIVE)
+        .push(" END)");
+}
+
+fn push_status_filter(qb: &mut QueryBuilder<'_, Postgres>, status: KeyStatus, now: i64) {
+    let code = match status {
+        KeyStatus::Active => STATUS_ACTIVE,
+        KeyStatus::Locked => STATUS_LOCKED,
+        KeyStatus::Expired => STATUS_EXPIRED,
+    };
+    qb.push(" AND ");
+    push_status_code(qb, now);
+    qb.push(" = ").push_bind(code);
+}
+
+/// Replaces a user's roles.
+async fn write_user_roles(tx: &mut PgConnection, user: &User) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+    for role in &user.roles {
+        sqlx::query("INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2)")
+            .bind(user.id.as_str())
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+    }
+    Ok(())
+}
+
+/// Deletes a key for good: its row stays (so the id is never reused) with the
+/// secret material wiped. Returns false if there was no such live key.
+async fn tombstone_key(tx: &mut PgConnection, id: &str, at: chrono::DateTime<chrono::Utc>) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE keys SET deleted_at = $1, secret_digest = NULL, secret_ciphertext = NULL, prev_secret_digest = NULL, \
+         prev_secret_ciphertext = NULL, prev_valid_until = NULL WHERE id = $2 AND deleted_at IS NULL",
+    )
+    .bind(secs(at))
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .map_err(pg)?;
+    sqlx::query("DELETE FROM key_roles WHERE key_id = $1").bind(id).execute(&mut *tx).await.map_err(pg)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes the given keys inside a cascade, each with its own audit entry derived from `cause`.
+async fn cascade_delete_keys(
+    tx: &mut PgConnection,
+    ids: &[String],
+    cause: &AuditEvent,
+    reason: &str,
+) -> Result<Vec<KeyId>, StoreError> {
+    let mut deleted = Vec::with_capacity(ids.len());
+    for id in ids {
+        tombstone_key(tx, id, cause.at).await?;
+        let org: String = sqlx::query_scalar("SELECT org_id FROM keys WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(pg)?;
+        let event = AuditEvent {
+            org_id: org,
+            action: "key.delete".into(),
+            target_type: "key".into(),
+            target_id: id.clone(),
+            details: serde_json::json!({"reason": reason, "cause": cause.action, "cause_target": cause.target_id}),
+            ..cause.clone()
+        };
+        append_audit(tx, &event).await?;
+        deleted.push(KeyId::from_trusted(id.clone()));
+    }
+    Ok(deleted)
+}
+
+/// The hash an org's chain continues from when it has no entries left.
+async fn anchor_hash(tx: &mut PgConnection, org: &str) -> Result<String, StoreError> {
+    let anchor: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_anchors WHERE org_id = $1")
+        .bind(org)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(pg)?;
+    Ok(anchor.unwrap_or_else(|| GENESIS_HASH.to_owned()))
+}
+
+fn push_audit_filter(qb: &mut QueryBuilder<'_, Postgres>, q: &AuditQuery) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(org) = &q.org_id {
+        qb.push(" AND org_id = ").push_bind(org.as_str().to_owned());
+    }
+    if let Some(v) = &q.action {
+        qb.push(" AND action = ").push_bind(v.clone());
+    }
+    if let Some(v) = &q.actor_id {
+        qb.push(" AND actor_id = ").push_bind(v.clone());
+    }
+    if let Some(v) = &q.target_id {
+        qb.push(" AND target_id = ").push_bind(v.clone());
+    }
+    if let Some(v) = q.from {
+        qb.push(" AND at >= ").push_bind(secs(v));
+    }
+    if let Some(v) = q.to {
+        qb.push(" AND at <= ").push_bind(secs(v));
+    }
+    if let Some(v) = q.after_seq {
+        qb.push(" AND seq > ").push_bind(v);
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        // Reads the schema and its version: a database that is not this store's fails here.
+        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(pg)?;
+        if version < 1 {
+            return Err(StoreError::Corrupt("the store's schema is missing".into()));
+        }
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn get_meta(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(pg)
+    }
+
+    async fn init_meta(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        let stored: String = sqlx::query_scalar("SELECT value FROM meta WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(stored)
+    }
+
+    async fn swap_meta(&self, name: &str, expected: &str, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE meta SET value = $1 WHERE name = $2 AND value = $3")
+            .bind(value)
+            .bind(name)
+            .bind(expected)
+            .execute(&self.pool)
+            .await
+            .map_err(pg)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn bootstrap(
+        &self,
+        org: &Org,
+        admin: &User,
+        key: &KeyRecord,
+        events: &[AuditEvent],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        // Two instances starting at once on an empty database: one bootstraps, the other sees its org.
+        sqlx::query("LOCK TABLE orgs IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(pg)?;
+        let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs").fetch_one(&mut *tx).await.map_err(pg)?;
+        if orgs > 0 {
+            return Ok(false);
+        }
+        insert_org_row(&mut tx, org).await?;
+        insert_user_row(&mut tx, admin).await?;
+        write_key_row(&mut tx, key, false).await?;
+        append_all(&mut tx, events).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn list_orgs(&self) -> Result<Vec<Org>, StoreError> {
+        let rows: Vec<OrgRow> =
+            sqlx::query_as("SELECT * FROM orgs ORDER BY created_at, id").fetch_all(&self.pool).await.map_err(pg)?;
+        rows.into_iter().map(OrgRow::into_org).collect()
+    }
+
+    async fn get_org(&self, id: &OrgId) -> Result<Option<Org>, StoreError> {
+        let row: Option<OrgRow> = sqlx::query_as("SELECT * FROM orgs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(pg)?;
+        row.map(OrgRow::into_org).transpose()
+    }
+
+    async fn insert_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_org_row(&mut tx, org).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn update_org(&self, org: &Org, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE orgs SET name = $1, max_keys_per_user = $2, default_expiry_days = $3, allow_direct_secret = $4, \
+             audit_retention_days = $5, hawk_require_payload_hash = $6 WHERE id = $7",
+        )
+        .bind(&org.name)
+        .bind(int(org.settings.max_keys_per_user))
+        .bind(opt_int(org.settings.default_expiry_days))
+        .bind(org.settings.allow_direct_secret)
+        .bind(opt_int(org.settings.audit_retention_days))
+        .bind(org.settings.hawk_require_payload_hash)
+        .bind(org.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "organization" });
+        }
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT u.*, COALESCE((SELECT json_agg(ur.role_id ORDER BY ur.role_id) FROM user_roles ur WHERE ur.user_id = u.id)::text, '[]') AS roles \
+             FROM users u WHERE u.deleted_at IS NULL ORDER BY u.created_at, u.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(pg)?;
+        rows.into_iter().map(UserRow::into_user).collect()
+    }
+
+    async fn insert_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_user_row(&mut tx, user).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn update_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET name = $1, email = $2, status = $3, token_epoch = $4 WHERE id = $5 AND deleted_at IS NULL",
+        )
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(rows::user_status_str(user.status))
+        .bind(i64::from(user.token_epoch))
+        .bind(user.id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        write_user_roles(&mut tx, user).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn delete_user(&self, id: &UserId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError> {
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("UPDATE users SET deleted_at = $1, status = 'disabled' WHERE id = $2 AND deleted_at IS NULL")
+                .bind(secs(event.at))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(pg)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        // The keys are locked before the chain, as every write takes rows first and the chain last
+        // (an update of one of them, waiting for the chain, would deadlock with this cascade).
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM keys WHERE owner_id = $1 AND deleted_at IS NULL ORDER BY id FOR UPDATE")
+                .bind(id.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(pg)?;
+        append_audit(&mut tx, event).await?;
+        let deleted = cascade_delete_keys(&mut tx, &keys, event, "owner deleted").await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(deleted)
+    }
+
+    async fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        let rows: Vec<RoleRow> =
+            sqlx::query_as("SELECT * FROM roles ORDER BY name").fetch_all(&self.pool).await.map_err(pg)?;
+        rows.into_iter().map(RoleRow::into_role).collect()
+    }
+
+    async fn insert_role(&self, role: &Role, event: &AuditEvent) -> Result<(), StoreError> {
+        let Some(org) = &role.org_id else {
+            return Err(StoreError::Backend("built-in roles are not stored".into()));
+        };
+        let perms: Vec<String> = role.permissions.iter().map(ToString::to_string).collect();
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO roles (id, org_id, name, description, permissions, max_keys) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(role.id.as_str())
+        .bind(org.as_str())
+        .bind(&role.name)
+        .bind(&role.description)
+        .bind(serde_json::to_string(&perms).unwrap_or_else(|_| "[]".into()))
+        .bind(opt_int(role.max_keys))
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn update_role(&self, role: &Role, event: &AuditEvent) -> Result<(), StoreError> {
+        let perms: Vec<String> = role.permissions.iter().map(ToString::to_string).collect();
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("UPDATE roles SET name = $1, description = $2, permissions = $3, max_keys = $4 WHERE id = $5")
+                .bind(&role.name)
+                .bind(&role.description)
+                .bind(serde_json::to_string(&perms).unwrap_or_else(|_| "[]".into()))
+                .bind(opt_int(role.max_keys))
+                .bind(role.id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(pg)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "role" });
+        }
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn delete_role(&self, id: &RoleId, event: &AuditEvent) -> Result<Vec<KeyId>, StoreError> {
+        let mut tx = self.begin().await?;
+        let done =
+            sqlx::query("DELETE FROM roles WHERE id = $1").bind(id.as_str()).execute(&mut *tx).await.map_err(pg)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "role" });
+        }
+        sqlx::query("DELETE FROM user_roles WHERE role_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT k.id FROM keys k JOIN key_roles kr ON kr.key_id = k.id WHERE kr.role_id = $1 AND k.deleted_at IS NULL \
+             ORDER BY k.id FOR UPDATE OF k",
+        )
+        .bind(id.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(pg)?;
+        // The keys are locked (above) before the chain, as in delete_user.
+        append_audit(&mut tx, event).await?;
+        let deleted = cascade_delete_keys(&mut tx, &keys, event, "role deleted").await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(deleted)
+    }
+
+    async fn list_scopes(&self) -> Result<Vec<ScopeDef>, StoreError> {
+        let rows: Vec<ScopeRow> =
+            sqlx::query_as("SELECT * FROM scopes ORDER BY name").fetch_all(&self.pool).await.map_err(pg)?;
+        rows.into_iter().map(ScopeRow::into_scope).collect()
+    }
+
+    async fn insert_scope(&self, scope: &ScopeDef, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO scopes (org_id, name, description, resources) VALUES ($1, $2, $3, $4)")
+            .bind(scope.org_id.as_str())
+            .bind(&scope.name)
+            .bind(&scope.description)
+            .bind(serde_json::to_string(&scope.resources).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys k WHERE k.id = $1 AND k.deleted_at IS NULL");
+        let row: Option<KeyRow> =
+            sqlx::query_as(&sql).bind(id.as_str()).fetch_optional(&self.pool).await.map_err(pg)?;
+        row.map(KeyRow::into_record).transpose()
+    }
+
+    async fn key_id_taken(&self, id: &KeyId) -> Result<bool, StoreError> {
+        let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM keys WHERE id = $1)")
+            .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(pg)?;
+        Ok(found)
+    }
+
+    async fn all_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys k WHERE k.deleted_at IS NULL");
+        let rows: Vec<KeyRow> = sqlx::query_as(&sql).fetch_all(&self.pool).await.map_err(pg)?;
+        rows.into_iter().map(KeyRow::into_record).collect()
+    }
+
+    async fn list_keys(&self, query: &KeyQuery) -> Result<KeyPage, StoreError> {
+        let now = secs(query.now);
+        let soon = secs(query.now + chrono::Duration::days(30));
+
+        let mut counts_q = QueryBuilder::<Postgres>::new("SELECT ");
+        for code in [STATUS_ACTIVE, STATUS_LOCKED, STATUS_EXPIRED] {
+            counts_q.push("COUNT(*) FILTER (WHERE ");
+            push_status_code(&mut counts_q, now);
+            counts_q.push(" = ").push_bind(code).push("), ");
+        }
+        counts_q
+            .push("COUNT(*) FILTER (WHERE k.expires_at > ")
+            .push_bind(now)
+            .push(" AND k.expires_at <= ")
+            .push_bind(soon)
+            .push(") FROM keys k JOIN users u ON u.id = k.owner_id");
+        push_key_filter(&mut counts_q, query);
+        let (active, locked, expired, expiring): (i64, i64, i64, i64) =
+            counts_q.build_query_as().fetch_one(&self.pool).await.map_err(pg)?;
+        let counts = StatusCounts {
+            active: u64::try_from(active).unwrap_or(0),
+            locked: u64::try_from(locked).unwrap_or(0),
+            expired: u64::try_from(expired).unwrap_or(0),
+            expiring_30d: u64::try_from(expiring).unwrap_or(0),
+        };
+        let total = match query.status {
+            None => counts.active + counts.locked + counts.expired,
+            Some(KeyStatus::Active) => counts.active,
+            Some(KeyStatus::Locked) => counts.locked,
+            Some(KeyStatus::Expired) => counts.expired,
+        };
+
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {KEY_COLUMNS} FROM keys k JOIN users u ON u.id = k.owner_id"
+        ));
+        push_key_filter(&mut qb, query);
+        if let Some(status) = query.status {
+            push_status_filter(&mut qb, status, now);
+        }
+        let dir = if query.descending { " DESC" } else { " ASC" };
+        qb.push(" ORDER BY ");
+        match query.sort {
+            // SQLite's NOCASE: ASCII letters fold, everything else compares bytewise.
+            KeySort::Name => {
+                qb.push("translate(k.name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')").push(dir)
+            }
+            KeySort::CreatedAt => qb.push("k.created_at").push(dir),
+            // Keys that never expire or were never used sort last either way.
+            KeySort::ExpiresAt => qb.push("k.expires_at IS NULL, k.expires_at").push(dir),
+            KeySort::LastUsedAt => qb.push("k.last_used_at IS NULL, k.last_used_at").push(dir),
+            KeySort::Status => {
+                push_status_code(&mut qb, now);
+                qb.push(dir)
+            }
+        };
+        qb.push(", k.id").push(dir);
+        qb.push(" LIMIT ").push_bind(i64::from(query.per_page));
+        qb.push(" OFFSET ").push_bind(i64::from(query.page.saturating_sub(1)) * i64::from(query.per_page));
+        let rows: Vec<KeyRow> = qb.build_query_as().fetch_all(&self.pool).await.map_err(pg)?;
+        let items = rows.into_iter().map(KeyRow::into_record).collect::<Result<_, _>>()?;
+        Ok(KeyPage { items, total, counts })
+    }
+
+    async fn insert_key(&self, key: &KeyRecord, limits: &KeyLimits, event: &AuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        lock_owner(&mut tx, key.owner_id.as_str()).await?;
+        write_key_row(&mut tx, key, false).await?;
+        check_limits(&mut tx, key.owner_id.as_str(), limits).await?;
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn update_key(
+        &self,
+        key: &KeyRecord,
+        limits: Option<&KeyLimits>,
+        event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        if limits.is_some() {
+            lock_owner(&mut tx, key.owner_id.as_str()).await?;
+        }
+        write_key_row(&mut tx, key, true).await?;
+        if let Some(limits) = limits {
+            check_limits(&mut tx, key.owner_id.as_str(), limits).await?;
+        }
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn delete_key(&self, id: &KeyId, event: &AuditEvent) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        if !tombstone_key(&mut tx, id.as_str(), event.at).await? {
+            return Ok(false);
+        }
+        append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok(true)
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        append_all(&mut tx, events).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<(Vec<AuditEntry>, u64), StoreError> {
+        let mut count = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM audit");
+        push_audit_filter(&mut count, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await.map_err(pg)?;
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT * FROM audit");
+        push_audit_filter(&mut qb, query);
+        qb.push(if query.newest_first { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
+        qb.push(" LIMIT ").push_bind(i64::from(query.limit));
+        qb.push(" OFFSET ").push_bind(i64::try_from(query.offset).unwrap_or(i64::MAX));
+        let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(&self.pool).await.map_err(pg)?;
+        let entries = rows.into_iter().map(AuditRow::into_entry).collect::<Result<_, _>>()?;
+        Ok((entries, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn audit_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let orgs: Vec<String> = sqlx::query_scalar("SELECT DISTINCT org_id FROM audit ORDER BY org_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(pg)?;
+        Ok(orgs.into_iter().map(OrgId::from_trusted).collect())
+    }
+
+    async fn audit_anchor(&self, org: &OrgId) -> Result<String, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(pg)?;
+        anchor_hash(&mut conn, org.as_str()).await
+    }
+
+    async fn prune_audit(&self, org: &OrgId, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        // An append in between would otherwise continue from an entry this cut deletes.
+        lock_chain(&mut tx, org.as_str()).await?;
+        // The newest entry that goes; its hash becomes the anchor the rest continue from.
+        let cut: Option<(i64, String)> =
+            sqlx::query_as("SELECT seq, hash FROM audit WHERE org_id = $1 AND at < $2 ORDER BY seq DESC LIMIT 1")
+                .bind(org.as_str())
+                .bind(secs(before))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(pg)?;
+        let Some((seq, hash)) = cut else { return Ok(0) };
+        let done = sqlx::query("DELETE FROM audit WHERE org_id = $1 AND seq <= $2")
+            .bind(org.as_str())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        sqlx::query(
+            "INSERT INTO audit_anchors (org_id, seq, hash) VALUES ($1, $2, $3) \
+             ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )
+        .bind(org.as_str())
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_key_usage(&self, batch: &[KeyUsage]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for u in batch {
+            sqlx::query(
+                "UPDATE keys SET last_used_at = $1, last_used_ip = COALESCE($2, last_used_ip) \
+                 WHERE id = $3 AND deleted_at IS NULL AND (last_used_at IS NULL OR last_used_at <= $1)",
+            )
+            .bind(secs(u.at))
+            .bind(u.ip.map(|ip| ip.to_string()))
+            .bind(u.key_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)
+    }
+}

@@ -1,5 +1,6 @@
 //! The domain's error type; the server maps each variant to a problem document.
 
+use crate::conflict::Conflict;
 use crate::store::StoreError;
 
 /// One rejected input field, named as the client sent it.
@@ -22,8 +23,8 @@ pub enum CoreError {
     Validation(Vec<FieldError>),
     #[error("{what} not found")]
     NotFound { what: &'static str },
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    #[error(transparent)]
+    Conflict(Conflict),
     #[error("{detail}")]
     Forbidden { detail: String },
     #[error(transparent)]
@@ -45,9 +46,15 @@ impl CoreError {
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { code, detail } => CoreError::Conflict { code, detail },
+            StoreError::Conflict(c) => CoreError::Conflict(c),
             StoreError::NotFound { what } => CoreError::NotFound { what },
             other => CoreError::Store(other),
         }
+    }
+}
+
+impl From<Conflict> for CoreError {
+    fn from(c: Conflict) -> Self {
+        CoreError::Conflict(c)
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::clock::Timestamp;
+use crate::conflict::Conflict;
 use crate::ids::{KeyId, OrgId, RoleId, UserId};
 use crate::key::KeyLimits;
 use crate::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
@@ -11,9 +12,9 @@ use std::net::IpAddr;
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A uniqueness rule or limit refused the write; `code` is the API's error code.
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    /// A uniqueness rule, limit or concurrent change refused the write.
+    #[error(transparent)]
+    Conflict(Conflict),
     #[error("{what} not found")]
     NotFound { what: &'static str },
     #[error("the store failed: {0}")]

@@ -5,7 +5,7 @@
 
 use crate::extract::{client_ip, is_trusted_peer};
 use crate::index::{Credential, HawkRequest, Refusal};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, BadRequest};
 use crate::sessions;
 use crate::state::AppState;
 use axum::body::{Body, to_bytes};
@@ -139,8 +139,10 @@ pub fn request_authority(headers: &HeaderMap, trusted_peer: bool) -> Option<(Str
 /// The host and port a Hawk MAC covers; a request signed for another host
 /// (pointed at this server's address) is refused.
 fn hawk_target(state: &AppState, headers: &HeaderMap, trusted_peer: bool) -> Result<(String, u16), ApiError> {
-    let (host, port) = request_authority(headers, trusted_peer)
-        .ok_or(ApiError::BadRequest { code: "invalid_host", detail: "the Host header is missing or invalid".into() })?;
+    let (host, port) = request_authority(headers, trusted_peer).ok_or(ApiError::BadRequest {
+        code: BadRequest::InvalidHost,
+        detail: "the Host header is missing or invalid".into(),
+    })?;
     if let Some(pinned) = &state.hawk_authority
         && (port != pinned.1 || !pinned.0.contains(&host))
     {
@@ -234,7 +236,7 @@ pub async fn authorize(
             // The body is read only when the MAC covers a hash of it.
             let payload = match (&header.hash, body.take()) {
                 (Some(_), Some(b)) => Some(to_bytes(b, MAX_HAWK_BODY).await.map_err(|_| ApiError::BadRequest {
-                    code: "body_too_large",
+                    code: BadRequest::BodyTooLarge,
                     detail: format!("a Hawk-signed body may be at most {MAX_HAWK_BODY} bytes"),
                 })?),
                 (None, b) => {

@@ -2,14 +2,13 @@
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ClientIp};
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::{ApiError, ApiResult, BadRequest};
 use crate::state::{AppState, audit_event};
 use crate::views::{BulkResponse, BulkResult, ImportedKey, KeyCounts, KeyList, KeyView, KeyWithSecret};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use keyward_core::CoreError;
 use keyward_core::clock::Timestamp;
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::{CreateKeyRequest, KeySpec, UpdateKeyRequest, parse_grace_period};
@@ -18,6 +17,7 @@ use keyward_core::permission::Access;
 use keyward_core::policy::Principal;
 use keyward_core::secret::Secret;
 use keyward_core::store::{KeyQuery, KeySort};
+use keyward_core::{Conflict, CoreError};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::IpAddr;
@@ -51,7 +51,7 @@ pub struct ListKeysParams {
 }
 
 pub fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::BadRequest { code: "invalid_query", detail: e.body_text() }
+    ApiError::BadRequest { code: BadRequest::InvalidQuery, detail: e.body_text() }
 }
 
 fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> ApiResult<KeyQuery> {
@@ -152,15 +152,13 @@ async fn create_key(
         caller.check_may_manage_user(&directory, &owner)?;
     }
     if owner.status != UserStatus::Active {
-        return Err(CoreError::Conflict { code: "user_disabled", detail: "the owner is disabled".into() }.into());
+        return Err(CoreError::Conflict(Conflict::UserDisabled).into());
     }
     // A taken id is the answer whatever else is wrong with the request.
     if let Some(id) = &spec.id
         && state.store.key_id_taken(id).await?
     {
-        return Err(
-            CoreError::Conflict { code: "key_id_taken", detail: "a key with this id already exists".into() }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::KeyIdTaken).into());
     }
     spec.roles = spec.roles.map(|r| directory.resolve_roles(&owner.org_id, r));
     match &spec.roles {
@@ -173,11 +171,7 @@ async fn create_key(
         .into_record(&owner, &org.settings, &caller.user_id, now, |id, secret| state.keyring.seal(id.as_str(), secret));
     // The store makes current secrets unique; a secret still in another key's grace period counts too.
     if record.imported && state.index.digest_in_use(&record.secret.digest) {
-        return Err(CoreError::Conflict {
-            code: "secret_in_use",
-            detail: "another key already uses this secret".into(),
-        }
-        .into());
+        return Err(CoreError::Conflict(Conflict::SecretInUse).into());
     }
     let limits = directory.key_limits(&owner, &record.roles);
     let action = if record.imported { "key.import" } else { "key.create" };
@@ -322,7 +316,7 @@ where
             attempt().await
         };
         match outcome {
-            Err(ApiError::Core(CoreError::Conflict { code: "concurrent_update", .. })) if tries < 8 => tries += 1,
+            Err(ApiError::Core(CoreError::Conflict(Conflict::ConcurrentUpdate))) if tries < 8 => tries += 1,
             other => return other,
         }
     }

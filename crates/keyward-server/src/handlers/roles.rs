@@ -10,11 +10,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use keyward_core::CoreError;
 use keyward_core::admin::{CreateRoleRequest, UpdateRoleRequest};
 use keyward_core::ids::{OrgId, RoleId};
 use keyward_core::model::Role;
 use keyward_core::policy::{Directory, Principal};
+use keyward_core::{Conflict, CoreError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -116,9 +116,7 @@ fn check_may_manage_holders(state: &AppState, caller: &Principal, role: &Role) -
 
 fn refuse_builtin(role: &Role) -> ApiResult<()> {
     if role.builtin {
-        return Err(
-            CoreError::Conflict { code: "role_builtin", detail: format!("`{}` is a built-in role", role.id) }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::RoleBuiltin { role: role.id.to_string() }).into());
     }
     Ok(())
 }

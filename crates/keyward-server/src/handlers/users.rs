@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::CoreError;
 use keyward_core::admin::{CreateUserRequest, UpdateUserRequest};
+use keyward_core::conflict::{Conflict, SelfChange};
 use keyward_core::ids::{OrgId, RoleId, UserId};
 use keyward_core::model::{User, UserKind, UserStatus};
 use keyward_core::policy::Principal;
@@ -181,9 +182,7 @@ pub async fn patch(
     let mut change = body.into_change()?;
     change.roles = change.roles.map(|r| state.index.directory().resolve_roles(&user.org_id, r));
     if change.status == Some(UserStatus::Disabled) && user.id == caller.user_id {
-        return Err(
-            CoreError::Conflict { code: "cannot_change_self", detail: "you cannot disable yourself".into() }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::CannotChangeSelf(SelfChange::Disable)).into());
     }
     if let Some(roles) = &change.roles {
         caller.check_role_assignment(&state.index.directory(), &user.org_id, roles)?;
@@ -229,9 +228,7 @@ pub async fn delete(
     let user = load(&state, &caller, &id)?;
     check_may_change(&state, &caller, &user)?;
     if user.id == caller.user_id {
-        return Err(
-            CoreError::Conflict { code: "cannot_change_self", detail: "you cannot delete yourself".into() }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::CannotChangeSelf(SelfChange::Delete)).into());
     }
     let event = audit_event(
         &caller,

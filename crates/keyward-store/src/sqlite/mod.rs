@@ -5,6 +5,7 @@ mod rows;
 
 use crate::backend;
 use async_trait::async_trait;
+use keyward_core::Conflict;
 use keyward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH, chain_hash};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
@@ -330,10 +331,7 @@ async fn write_key_row(tx: &mut SqliteConnection, k: &KeyRecord, replace: bool) 
             .await
             .map_err(backend)?;
         return Err(match live {
-            Some(_) => StoreError::Conflict {
-                code: "concurrent_update",
-                detail: "the key was changed meanwhile; read it again and retry".into(),
-            },
+            Some(_) => StoreError::Conflict(Conflict::ConcurrentUpdate),
             None => StoreError::NotFound { what: "key" },
         });
     }
@@ -370,7 +368,7 @@ async fn check_limits(tx: &mut SqliteConnection, owner: &str, limits: &KeyLimits
         .map_err(backend)?;
         role_counts.push((role.clone(), u64::try_from(n).unwrap_or(0)));
     }
-    limits.check(u64::try_from(total).unwrap_or(0), &role_counts)
+    limits.check(u64::try_from(total).unwrap_or(0), &role_counts).map_err(StoreError::Conflict)
 }
 
 /// Adds the WHERE clause shared by the key list and its counts.

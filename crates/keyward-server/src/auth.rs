@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use keyward_core::audit::AuditAction;
 use keyward_core::authn::{AuthThrottle, FailureOutcome};
 use keyward_core::hawk::{self, HawkHeader, RequestInfo, ResponseInfo};
 use keyward_core::ids::KeyId;
@@ -195,7 +196,7 @@ pub async fn authorize(
     }
     // Refusals of guessable credentials count toward throttling; sessions and tokens are
     // not guessed, so a locked-out key id does not end them.
-    let judged = |verdict, per_key| state.judged(verdict, "key.use_failed", per_key, Some(ip), ip, now);
+    let judged = |verdict, per_key| state.judged(verdict, AuditAction::KeyUseFailed, per_key, Some(ip), ip, now);
     let principal = match presented {
         Presented::Key(credential) => {
             judged(state.index.authenticate(&credential, now, ip, true), true).map_err(refusal_error)?

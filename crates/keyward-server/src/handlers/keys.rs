@@ -9,6 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use keyward_core::audit::{AuditAction, TargetType};
 use keyward_core::clock::Timestamp;
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::{CreateKeyRequest, KeySpec, UpdateKeyRequest, parse_grace_period};
@@ -174,11 +175,12 @@ async fn create_key(
         return Err(CoreError::Conflict(Conflict::SecretInUse).into());
     }
     let limits = directory.key_limits(&owner, &record.roles);
-    let action = if record.imported { "key.import" } else { "key.create" };
+    let action = if record.imported { AuditAction::KeyImport } else { AuditAction::KeyCreate };
     let details = json!({"name": record.name, "owner_id": record.owner_id, "roles": record.roles, "scopes": record.scopes,
         "inherits_owner": record.inherits_owner,
         "expires_at": record.expires_at.map(|t| keyward_core::clock::rfc3339(&t))});
-    let event = audit_event(caller, ip, now, record.org_id.as_str(), action, ("key", record.id.as_str()), details);
+    let event =
+        audit_event(caller, ip, now, record.org_id.as_str(), action, (TargetType::Key, record.id.as_str()), details);
     state.store.insert_key(&record, &limits, &event).await?;
     state.index.refresh_key(state.store.as_ref(), &record.id).await?;
     Ok((record, secret))
@@ -249,7 +251,7 @@ async fn save(
     ip: IpAddr,
     key: &KeyRecord,
     check_limits: bool,
-    action: &str,
+    action: AuditAction,
     details: serde_json::Value,
 ) -> ApiResult<()> {
     let limits = if check_limits {
@@ -259,7 +261,8 @@ async fn save(
     } else {
         None
     };
-    let event = audit_event(caller, ip, state.now(), key.org_id.as_str(), action, ("key", key.id.as_str()), details);
+    let event =
+        audit_event(caller, ip, state.now(), key.org_id.as_str(), action, (TargetType::Key, key.id.as_str()), details);
     state.store.update_key(key, limits.as_ref(), &event).await?;
     state.index.refresh_key(state.store.as_ref(), &key.id).await?;
     Ok(())
@@ -295,7 +298,7 @@ pub async fn patch(
         let details = json!({"changed": changed, "roles": key.roles, "scopes": key.scopes,
             "expires_at": key.expires_at.map(|t| keyward_core::clock::rfc3339(&t)),
             "network_restrictions": key.network_restrictions.iter().map(ToString::to_string).collect::<Vec<_>>()});
-        save(state, caller, ip, &key, regrants, "key.update", details).await?;
+        save(state, caller, ip, &key, regrants, AuditAction::KeyUpdate, details).await?;
         Ok(key)
     })
     .await?;
@@ -347,7 +350,8 @@ pub async fn roll(
         let mut key = load(state, caller, id, Access::Write).await?;
         let secret = Secret::generate();
         key.roll(state.keyring.seal(key.id.as_str(), &secret), grace, state.now());
-        save(state, caller, ip, &key, false, "key.roll", json!({"grace_period_s": grace.num_seconds()})).await?;
+        save(state, caller, ip, &key, false, AuditAction::KeyRoll, json!({"grace_period_s": grace.num_seconds()}))
+            .await?;
         Ok((key, secret))
     })
     .await?;
@@ -359,7 +363,7 @@ async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, 
     retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
         if key.set_locked(locked, state.now()) {
-            let action = if locked { "key.lock" } else { "key.unlock" };
+            let action = if locked { AuditAction::KeyLock } else { AuditAction::KeyUnlock };
             save(state, caller, ip, &key, false, action, json!({})).await?;
         }
         Ok(key)
@@ -394,7 +398,7 @@ pub async fn end_grace(
         let mut key = load(state, caller, id, Access::Write).await?;
         // Ending a grace period that is not running changes nothing and is not audited.
         if key.end_grace(state.now()) {
-            save(state, caller, ip, &key, false, "key.end_grace", json!({})).await?;
+            save(state, caller, ip, &key, false, AuditAction::KeyEndGrace, json!({})).await?;
         }
         Ok(key)
     })
@@ -422,8 +426,8 @@ async fn delete_key(state: &AppState, caller: &Principal, ip: IpAddr, id: &str) 
         ip,
         state.now(),
         key.org_id.as_str(),
-        "key.delete",
-        ("key", key.id.as_str()),
+        AuditAction::KeyDelete,
+        (TargetType::Key, key.id.as_str()),
         json!({"name": key.name}),
     );
     if !state.store.delete_key(&key.id, &event).await? {

@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::admin::{CreateRoleRequest, UpdateRoleRequest};
+use keyward_core::audit::{AuditAction, TargetType};
 use keyward_core::ids::{OrgId, RoleId};
 use keyward_core::model::Role;
 use keyward_core::policy::{Directory, Principal};
@@ -83,8 +84,8 @@ pub async fn create(
         ip,
         state.now(),
         caller.org_id.as_str(),
-        "role.create",
-        ("role", role.id.as_str()),
+        AuditAction::RoleCreate,
+        (TargetType::Role, role.id.as_str()),
         details,
     );
     state.store.insert_role(&role, &event).await?;
@@ -165,7 +166,15 @@ pub async fn patch(
     }
     let view = RoleView::from(&role);
     let details = json!({"name": view.name, "permissions": view.permissions, "max_keys": view.max_keys});
-    let event = audit_event(&caller, ip, state.now(), org.as_str(), "role.update", ("role", role.id.as_str()), details);
+    let event = audit_event(
+        &caller,
+        ip,
+        state.now(),
+        org.as_str(),
+        AuditAction::RoleUpdate,
+        (TargetType::Role, role.id.as_str()),
+        details,
+    );
     state.store.update_role(&role, &event).await?;
     state.index.reload(state.store.as_ref()).await?;
     Ok(axum::Json(view))
@@ -190,8 +199,8 @@ pub async fn delete(
         ip,
         state.now(),
         org.as_str(),
-        "role.delete",
-        ("role", role.id.as_str()),
+        AuditAction::RoleDelete,
+        (TargetType::Role, role.id.as_str()),
         json!({"name": role.name}),
     );
     state.store.delete_role(&role.id, &event).await?;

@@ -6,7 +6,7 @@ mod rows;
 use crate::backend;
 use async_trait::async_trait;
 use keyward_core::Conflict;
-use keyward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH, chain_hash};
+use keyward_core::audit::{AuditAction, AuditEntry, AuditEvent, GENESIS_HASH, TargetType, chain_hash};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
@@ -485,8 +485,8 @@ async fn cascade_delete_keys(
             .map_err(backend)?;
         let event = AuditEvent {
             org_id: org,
-            action: "key.delete".into(),
-            target_type: "key".into(),
+            action: AuditAction::KeyDelete.into(),
+            target_type: TargetType::Key.into(),
             target_id: id.clone(),
             details: serde_json::json!({"reason": reason, "cause": cause.action, "cause_target": cause.target_id}),
             ..cause.clone()

@@ -268,7 +268,7 @@ mod tests {
     fn rejection(body: &str) -> String {
         match parse_json::<Body>(body.as_bytes()) {
             Ok(b) => panic!("accepted {body}: {b:?}"),
-            Err(e) => format!("{e:?}"),
+            Err(e) => format!("{}: {e:?}", e.code()),
         }
     }
 

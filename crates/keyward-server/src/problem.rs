@@ -2,6 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyward_core::authn::VerifyCode;
 use keyward_core::conflict::Conflict;
 use keyward_core::key::AuthFailure;
 use keyward_core::{CoreError, FieldError};
@@ -74,6 +75,12 @@ impl From<keyward_core::store::StoreError> for ApiError {
 impl ApiError {
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Core(CoreError::field(field, message))
+    }
+
+    /// The stable machine-readable code of the problem document.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.parts().1
     }
 
     fn parts(&self) -> (StatusCode, &'static str, String, Vec<FieldError>) {
@@ -163,6 +170,16 @@ fn bad_request_code(b: BadRequest) -> &'static str {
         BadRequest::BodyTooLarge => "body_too_large",
         BadRequest::InvalidBody => "invalid_body",
         BadRequest::InvalidJson => "invalid_json",
+    }
+}
+
+/// The `code` of a verify answer.
+#[must_use]
+pub fn verify_code(c: VerifyCode) -> &'static str {
+    match c {
+        VerifyCode::Valid => "valid",
+        VerifyCode::InsufficientPermissions => "insufficient_permissions",
+        VerifyCode::Refused(f) => f.code(),
     }
 }
 

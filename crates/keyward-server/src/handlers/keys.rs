@@ -462,6 +462,25 @@ pub struct BulkRequest {
     ids: Vec<String>,
 }
 
+/// What `POST /v1/keys/bulk` does to each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BulkAction {
+    Lock,
+    Unlock,
+    Delete,
+}
+
+impl BulkAction {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lock" => Some(Self::Lock),
+            "unlock" => Some(Self::Unlock),
+            "delete" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
 /// Locks, unlocks or deletes many keys; each id succeeds or fails on its own.
 #[utoipa::path(post, path = "/v1/keys/bulk", tag = "keys", request_body = BulkRequest,
     responses((status = 200, body = BulkResponse), (status = 422, body = crate::problem::Problem)))]
@@ -471,28 +490,27 @@ pub async fn bulk(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<BulkRequest>,
 ) -> ApiResult<axum::Json<BulkResponse>> {
-    if !matches!(body.action.as_str(), "lock" | "unlock" | "delete") {
-        return Err(ApiError::field("action", "must be lock, unlock or delete"));
-    }
+    let action =
+        BulkAction::parse(&body.action).ok_or_else(|| ApiError::field("action", "must be lock, unlock or delete"))?;
     if body.ids.is_empty() || body.ids.len() > 1000 {
         return Err(ApiError::field("ids", "must list 1 to 1000 key ids"));
     }
     let mut results = Vec::with_capacity(body.ids.len());
     for id in body.ids {
-        let outcome = match body.action.as_str() {
-            "lock" => set_locked(&state, &caller, ip, &id, true).await.map(drop),
-            "unlock" => set_locked(&state, &caller, ip, &id, false).await.map(drop),
-            _ => delete_key(&state, &caller, ip, &id).await,
+        let outcome = match action {
+            BulkAction::Lock => set_locked(&state, &caller, ip, &id, true).await.map(drop),
+            BulkAction::Unlock => set_locked(&state, &caller, ip, &id, false).await.map(drop),
+            BulkAction::Delete => delete_key(&state, &caller, ip, &id).await,
         };
         let code = match outcome {
             Ok(()) => None,
-            Err(ApiError::Core(CoreError::NotFound { .. })) => Some("not_found".to_owned()),
-            Err(ApiError::Core(CoreError::Forbidden { .. })) => Some("insufficient_permissions".to_owned()),
+            Err(e @ ApiError::Core(CoreError::NotFound { .. } | CoreError::Forbidden { .. })) => Some(e.code()),
             Err(e) => {
                 tracing::error!(error = %e, "bulk action failed for one key");
-                Some("internal_error".to_owned())
+                Some(ApiError::Internal(e.to_string()).code())
             }
-        };
+        }
+        .map(str::to_owned);
         results.push(BulkResult { id, ok: code.is_none(), code });
     }
     Ok(axum::Json(BulkResponse { results }))

@@ -167,7 +167,7 @@ fn answer(
     required: &[Permission],
 ) -> VerifyResponse {
     let v = authn::verify_verdict(verdict, |org| caller.sees_org(org), required);
-    let mut resp = VerifyResponse::refused(v.code);
+    let mut resp = VerifyResponse::refused(crate::problem::verify_code(v.code));
     resp.valid = v.valid;
     resp.retry_after_s = v.retry_after_s;
     if let Some((key, org, owner)) = v.key {

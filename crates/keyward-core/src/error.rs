@@ -1,7 +1,8 @@
-//! The domain's error type; the server maps each variant to a problem document.
+//! The domain's error types; the server maps each variant to a problem document. A leaf
+//! module (it uses only the conflict kinds), so the store, key rules and input helpers can
+//! all use it without depending on each other.
 
 use crate::conflict::Conflict;
-use crate::store::StoreError;
 
 /// One rejected input field, named as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -14,6 +15,20 @@ impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { field: field.into(), message: message.into() }
     }
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule, limit or concurrent change refused the write.
+    #[error(transparent)]
+    Conflict(Conflict),
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("the store failed: {0}")]
+    Backend(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
 }
 
 /// Why a domain operation did not happen.

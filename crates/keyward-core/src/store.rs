@@ -3,25 +3,12 @@
 
 use crate::audit::{AuditEntry, AuditEvent};
 use crate::clock::Timestamp;
-use crate::conflict::Conflict;
 use crate::ids::{KeyId, OrgId, RoleId, UserId};
 use crate::key::KeyLimits;
 use crate::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
 use std::net::IpAddr;
 
-/// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule, limit or concurrent change refused the write.
-    #[error(transparent)]
-    Conflict(Conflict),
-    #[error("{what} not found")]
-    NotFound { what: &'static str },
-    #[error("the store failed: {0}")]
-    Backend(String),
-    #[error("stored data is not valid: {0}")]
-    Corrupt(String),
-}
+pub use crate::error::StoreError;
 
 /// A sort column of the key list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub struct AuditEvent {
     /// A [`TargetType`]'s name.
     pub target_type: String,
     pub target_id: String,
+    /// An [`Outcome`]'s name.
     pub outcome: String,
     /// Free-form detail; never a secret or password.
     pub details: serde_json::Value,
@@ -174,6 +175,30 @@ impl std::fmt::Display for TargetType {
 impl From<TargetType> for String {
     fn from(t: TargetType) -> Self {
         t.as_str().to_owned()
+    }
+}
+
+/// Whether the recorded attempt succeeded; stored as [`Outcome::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    /// The name stored in the log: the one place these strings live.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+impl From<Outcome> for String {
+    fn from(o: Outcome) -> Self {
+        o.as_str().to_owned()
     }
 }
 
@@ -380,7 +405,7 @@ impl FailureCoalescer {
                     action: action.as_str().to_owned(),
                     target_type: target_type.as_str().to_owned(),
                     target_id: target_id.clone(),
-                    outcome: "failure".into(),
+                    outcome: Outcome::Failure.into(),
                     details: serde_json::json!({
                         "reason": reason,
                         "count": w.pending,
@@ -417,7 +442,7 @@ mod tests {
             action: AuditAction::KeyCreate.into(),
             target_type: TargetType::Key.into(),
             target_id: "kw_2".into(),
-            outcome: "success".into(),
+            outcome: Outcome::Success.into(),
             details: serde_json::json!({"name": "ci"}),
         }
     }
@@ -442,7 +467,7 @@ mod tests {
         assert_eq!((v.checked, v.first_bad_seq), (5, None));
 
         let mut edited = chain.clone();
-        edited[2].event.outcome = "failure".into();
+        edited[2].event.outcome = Outcome::Failure.into();
         let mut v = ChainVerifier::new(GENESIS_HASH);
         edited.iter().for_each(|e| v.feed(e));
         assert_eq!(v.first_bad_seq, Some(3));
@@ -547,6 +572,7 @@ mod tests {
                 "token.signing_key_rotate",
             ]
         );
+        assert_eq!((Outcome::Success.as_str(), Outcome::Failure.as_str()), ("success", "failure"));
         let targets: Vec<&str> = TargetType::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(targets, ["org", "user", "role", "scope", "key", "signing_key", "address"]);
     }

@@ -2,7 +2,7 @@
 //! that a new deployment begins with.
 
 use anyhow::Context;
-use keyward_core::audit::{AuditAction, AuditEvent, TargetType};
+use keyward_core::audit::{AuditAction, AuditEvent, Outcome, TargetType};
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{Keyring, MasterKey};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
@@ -176,7 +176,7 @@ pub async fn bootstrap(
         action: action.into(),
         target_type: target_type.into(),
         target_id: target_id.into(),
-        outcome: "success".into(),
+        outcome: Outcome::Success.into(),
         details: serde_json::json!({"bootstrap": true}),
     };
     let events = [

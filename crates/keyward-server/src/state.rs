@@ -8,7 +8,7 @@ use crate::nonce::NonceCache;
 use crate::sessions::SessionStore;
 use crate::tokens::TokenKeys;
 use crate::usage::UsageRecorder;
-use keyward_core::audit::{AuditAction, AuditEvent, FailureCoalescer, Refused, TargetType};
+use keyward_core::audit::{AuditAction, AuditEvent, FailureCoalescer, Outcome, Refused, TargetType};
 use keyward_core::authn::{FailureOutcome, Refusal, address_bucket};
 use keyward_core::clock::{Clock, Timestamp};
 use keyward_core::crypto::Keyring;
@@ -183,7 +183,7 @@ pub fn audit_event(
         action: action.into(),
         target_type: target.0.into(),
         target_id: target.1.to_owned(),
-        outcome: "success".to_owned(),
+        outcome: Outcome::Success.into(),
         details,
     }
 }

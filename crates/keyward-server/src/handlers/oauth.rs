@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use keyward_core::audit::{AuditAction, AuditEvent, TargetType};
+use keyward_core::audit::{AuditAction, AuditEvent, Outcome, TargetType};
 use keyward_core::key::AuthFailure;
 use keyward_core::secret::{Secret, random_base62};
 use keyward_core::token;
@@ -249,7 +249,7 @@ pub async fn token(
         action: AuditAction::TokenIssue.into(),
         target_type: TargetType::Key.into(),
         target_id: claims.client_id.clone(),
-        outcome: "success".into(),
+        outcome: Outcome::Success.into(),
         details: serde_json::json!({"jti": claims.jti, "scope": claims.scope, "exp": claims.exp}),
     };
     if let Err(e) = state.store.append_audit(&[event]).await {

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::CoreError;
-use keyward_core::audit::{AuditAction, AuditEvent, TargetType};
+use keyward_core::audit::{AuditAction, AuditEvent, Outcome, TargetType};
 use keyward_core::clock::{Timestamp, serde_rfc3339};
 use keyward_core::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ fn sign_in_event(
     state: &AppState,
     key: (&str, &str, &str),
     ip: std::net::IpAddr,
-    outcome: &str,
+    outcome: Outcome,
     reason: &str,
 ) -> AuditEvent {
     let (key_id, org, owner) = key;
@@ -80,10 +80,10 @@ pub async fn sign_in(
     let key_id = principal.key_id.clone().ok_or(CoreError::NotFound { what: "key" })?;
     let who = (key_id.as_str(), user.org_id.as_str(), user.id.as_str());
     if state.index.directory().is_service_requestor(&user) {
-        state.store.append_audit(&[sign_in_event(&state, who, ip, "failure", "service_user")]).await?;
+        state.store.append_audit(&[sign_in_event(&state, who, ip, Outcome::Failure, "service_user")]).await?;
         return Err(CoreError::forbidden("service users (Service Requestors) cannot sign in to the web console").into());
     }
-    state.store.append_audit(&[sign_in_event(&state, who, ip, "success", "")]).await?;
+    state.store.append_audit(&[sign_in_event(&state, who, ip, Outcome::Success, "")]).await?;
     let (token, session) = state.sessions.create(key_id, secret_version, now);
     let secure = if state.issuer.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");

@@ -1,14 +1,16 @@
-//! The `keyward` binary: the service, and operator commands over its store.
+//! The `keyward` binary: the service, API client subcommands (signed with Hawk, never
+//! touching the database), and operator commands over the store for when no key is at hand.
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use futures_util::StreamExt;
-use keyward_core::ids::OrgId;
-use keyward_core::store::{AuditQuery, Store};
-use keyward_server::audit::{Format, export, verify};
+mod client;
+mod commands;
+mod failure;
+mod output;
+mod profile;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use failure::Failure;
 use keyward_server::config::{Config, ServeArgs};
-use std::io::{IsTerminal, Write};
-use std::sync::Arc;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -22,76 +24,138 @@ struct Cli {
 enum Command {
     /// Run the HTTP service.
     Serve(ServeArgs),
-    /// Read, export and verify the audit log, straight from the store.
-    Audit {
+    /// Check a key against a server and save it as a profile for the other commands.
+    Login(LoginArgs),
+    /// Keys: list, show, create, import, roll, lock, unlock, edit, delete.
+    Keys {
+        #[command(flatten)]
+        common: Common,
         #[command(subcommand)]
-        command: AuditCommand,
+        command: commands::keys::KeysCommand,
+    },
+    /// Users: list, show, create, edit, delete, and their keys.
+    Users {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: commands::users::UsersCommand,
+    },
+    /// Roles (by id or name): list, show, create, edit, delete.
+    Roles {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: commands::roles::RolesCommand,
+    },
+    /// Scopes: list and declare.
+    Scopes {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: commands::roles::ScopesCommand,
+    },
+    /// Organizations and their settings: list, show, create, edit.
+    Orgs {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: commands::orgs::OrgsCommand,
+    },
+    /// The audit log through the API; with --data-dir (or --database-url, --config) straight from the store.
+    Audit {
+        #[command(flatten)]
+        common: Common,
+        #[command(subcommand)]
+        command: commands::audit::AuditCommand,
+    },
+    /// Print an access token bought with the profile's key (OAuth 2.0 client credentials).
+    Token {
+        #[command(flatten)]
+        common: Common,
+        /// A permission the token should carry (`keyward:keys:read`); repeat for several. Default: all the key's.
+        #[arg(long = "scope", value_name = "PERMISSION")]
+        scopes: Vec<String>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Operator commands on the store itself, for when no key is at hand.
+    Admin {
+        #[command(subcommand)]
+        command: commands::admin::AdminCommand,
+    },
+    /// Run the store's migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write a consistent copy of the store (safe while the server runs), mode 0600.
+    Backup {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The new file; it must not exist yet.
+        #[arg(long)]
+        to: std::path::PathBuf,
     },
 }
 
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Re-walk the hash chain; exit 1 and name the first entry that does not fit.
-    Verify {
-        #[command(flatten)]
-        filter: AuditFilter,
-    },
-    /// Print matching entries, oldest first, as NDJSON (default) or CSV.
-    Export {
-        #[command(flatten)]
-        filter: AuditFilter,
-        /// `ndjson` or `csv`.
-        #[arg(long, default_value = "ndjson")]
-        format: String,
-    },
+/// Flags every API subcommand takes.
+#[derive(Args, Clone)]
+pub struct Common {
+    /// The saved login to use.
+    #[arg(long, global = true, env = "KEYWARD_PROFILE", default_value = profile::DEFAULT_PROFILE, value_name = "NAME", help_heading = "Client options")]
+    pub profile: String,
+    /// Print the API's JSON answer as it is (pretty-printed).
+    #[arg(long, global = true, help_heading = "Client options")]
+    pub json: bool,
+    /// Do not ask before destructive actions (required when there is no terminal to ask on).
+    #[arg(long, short = 'y', global = true, help_heading = "Client options")]
+    pub yes: bool,
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// The server's base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    url: String,
+    /// The key's id; its secret is read from standard input, or asked for without echo.
+    #[arg(long)]
+    key_id: String,
+    /// The name to save the login under.
+    #[arg(long, env = "KEYWARD_PROFILE", default_value = profile::DEFAULT_PROFILE)]
+    profile: String,
+    /// Print `/v1/me` as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where an operator command finds the store: the server's settings that locate it, and no others.
-#[derive(Args)]
-struct StoreArgs {
+#[derive(Args, Clone, Default)]
+pub struct StoreArgs {
     /// The server's data directory [default: ./keyward-data].
     #[arg(long, env = "KEYWARD_DATA_DIR")]
-    data_dir: Option<std::path::PathBuf>,
+    pub data_dir: Option<std::path::PathBuf>,
     /// Store URL: `sqlite://PATH` [default: SQLite in the data dir].
     #[arg(long, env = "KEYWARD_DATABASE_URL")]
-    database_url: Option<String>,
+    pub database_url: Option<String>,
     /// The server's TOML configuration file.
     #[arg(long, env = "KEYWARD_CONFIG")]
-    config: Option<std::path::PathBuf>,
+    pub config: Option<std::path::PathBuf>,
+}
+
+impl StoreArgs {
+    /// Whether anything locates a store (the audit commands then work offline).
+    pub fn given(&self) -> bool {
+        self.data_dir.is_some() || self.database_url.is_some() || self.config.is_some()
+    }
 }
 
 impl From<StoreArgs> for ServeArgs {
     fn from(a: StoreArgs) -> Self {
         ServeArgs { data_dir: a.data_dir, database_url: a.database_url, config: a.config, ..ServeArgs::default() }
     }
-}
-
-#[derive(Args)]
-struct AuditFilter {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Only this org.
-    #[arg(long)]
-    org: Option<String>,
-    /// Only this action (e.g. key.roll).
-    #[arg(long)]
-    action: Option<String>,
-    /// Only entries about this target (e.g. a key id).
-    #[arg(long)]
-    target: Option<String>,
-    /// Only entries by this actor (a user id).
-    #[arg(long)]
-    actor: Option<String>,
-    /// Only entries at or after this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    /// Only entries at or before this RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
-    to: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
 fn init_logging(json: bool) {
@@ -107,82 +171,42 @@ fn init_logging(json: bool) {
     }
 }
 
-fn load_config(args: ServeArgs) -> Config {
-    match Config::load(args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("keyward: {e}");
-            std::process::exit(2);
-        }
-    }
+/// The server's configuration for the store flags; a bad one is a usage error.
+pub fn load_config(args: ServeArgs) -> Result<Config, Failure> {
+    Config::load(args).map_err(|e| Failure::Usage(e.to_string()))
 }
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => {
-            let config = load_config(args);
-            init_logging(config.json_logs);
-            keyward_server::serve(config).await
+        Command::Serve(args) => match load_config(args) {
+            Ok(config) => {
+                init_logging(config.json_logs);
+                keyward_server::serve(config).await.map_err(Failure::from)
+            }
+            Err(e) => Err(e),
+        },
+        Command::Login(a) => commands::login::login(&a.url, &a.key_id, &a.profile, a.json).await,
+        Command::Keys { common, command } => commands::keys::run(&common, command).await,
+        Command::Users { common, command } => commands::users::run(&common, command).await,
+        Command::Roles { common, command } => commands::roles::run(&common, command).await,
+        Command::Scopes { common, command } => commands::roles::run_scopes(&common, command).await,
+        Command::Orgs { common, command } => commands::orgs::run(&common, command).await,
+        Command::Audit { common, command } => commands::audit::run(&common, command).await,
+        Command::Token { common, scopes } => commands::login::token(&common, &scopes).await,
+        Command::Completions { shell } => {
+            // Into a buffer first: clap_complete panics when it cannot write (e.g. `| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "keyward", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(Failure::from)
         }
-        Command::Audit { command } => audit(command).await,
+        Command::Admin { command } => commands::admin::run(command).await,
+        Command::Migrate { store } => commands::admin::migrate(store).await,
+        Command::Backup { store, to } => commands::admin::backup(store, &to).await,
     };
     if let Err(e) = result {
-        eprintln!("keyward: {e:#}");
-        std::process::exit(1);
+        eprintln!("{}", e.message());
+        std::process::exit(e.exit_code());
     }
-}
-
-async fn audit(command: AuditCommand) -> anyhow::Result<()> {
-    let (filter, format) = match command {
-        AuditCommand::Verify { filter } => (filter, None),
-        AuditCommand::Export { filter, format } => (filter, Some(format)),
-    };
-    let config = load_config(filter.store.into());
-    if !config.data_dir.exists() {
-        anyhow::bail!("no data directory at {}", config.data_dir.display());
-    }
-    let sqlite = keyward_server::open_store(&config).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
-    let org = filter.org.map(OrgId::from_trusted);
-    let outcome = match format {
-        None => {
-            let report = verify(store.as_ref(), org.as_ref()).await?;
-            match report.first_bad_seq {
-                None => {
-                    println!("ok: {} entries checked, the chain is intact", report.checked);
-                    Ok(())
-                }
-                Some(seq) => {
-                    println!("broken: entry {seq} does not fit the chain ({} entries checked)", report.checked);
-                    Err(anyhow::anyhow!("the audit chain is broken at entry {seq}"))
-                }
-            }
-        }
-        Some(format) => {
-            let format = match format.as_str() {
-                "csv" => Format::Csv,
-                "ndjson" => Format::Ndjson,
-                other => anyhow::bail!("--format must be csv or ndjson, not `{other}`"),
-            };
-            let query = AuditQuery {
-                org_id: org,
-                action: filter.action,
-                target_id: filter.target,
-                actor_id: filter.actor,
-                from: filter.from,
-                to: filter.to,
-                ..AuditQuery::default()
-            };
-            let mut lines = std::pin::pin!(export(store.clone(), query, format));
-            let mut out = std::io::stdout().lock();
-            while let Some(chunk) = lines.next().await {
-                out.write_all(chunk?.as_bytes()).context("cannot write to stdout")?;
-            }
-            Ok(())
-        }
-    };
-    sqlite.close().await;
-    outcome
 }

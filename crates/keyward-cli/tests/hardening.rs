@@ -176,6 +176,15 @@ async fn an_oversized_body_is_413_payload_too_large() {
     let form = format!("grant_type=client_credentials&scope={}", "a".repeat(3 * 1024 * 1024));
     let r = s.post_raw("/v1/oauth/token", &Auth::None, "application/x-www-form-urlencoded", &form).await;
     assert_eq!(r.status.as_u16(), 413, "{}", r.text);
+    // The token endpoint answers in its own RFC 6749 format.
+    assert_eq!(
+        (r.body["error"].as_str(), r.body["code"].as_str()),
+        (Some("invalid_request"), Some("payload_too_large"))
+    );
+    let r =
+        s.post_raw("/v1/oauth/token", &s.admin, "application/x-www-form-urlencoded", "grant_type=kws_notechoed").await;
+    assert_eq!(r.body["error"], "unsupported_grant_type");
+    assert!(!r.text.contains("kws_notechoed"), "{}", r.text);
 }
 
 #[tokio::test]

@@ -32,8 +32,6 @@ pub enum BadRequest {
     /// The query string could not be read at all.
     InvalidQuery,
     InvalidHost,
-    /// A Hawk-signed body larger than its MAC may cover.
-    BodyTooLarge,
     InvalidBody,
     InvalidJson,
 }
@@ -167,7 +165,6 @@ fn bad_request_code(b: BadRequest) -> &'static str {
     match b {
         BadRequest::InvalidQuery => "invalid_query",
         BadRequest::InvalidHost => "invalid_host",
-        BadRequest::BodyTooLarge => "body_too_large",
         BadRequest::InvalidBody => "invalid_body",
         BadRequest::InvalidJson => "invalid_json",
     }
@@ -226,6 +223,9 @@ impl IntoResponse for ApiError {
         } else if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"keyward\", Bearer, Hawk"));
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is never read, so the connection cannot carry another request.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
@@ -265,7 +265,6 @@ mod tests {
         let cases = [
             (BadRequest::InvalidQuery, "invalid_query"),
             (BadRequest::InvalidHost, "invalid_host"),
-            (BadRequest::BodyTooLarge, "body_too_large"),
             (BadRequest::InvalidBody, "invalid_body"),
             (BadRequest::InvalidJson, "invalid_json"),
         ];

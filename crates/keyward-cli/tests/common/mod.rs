@@ -123,6 +123,28 @@ impl TestServer {
         server
     }
 
+    /// The binary on a data dir that `prepare` filled first (e.g. a restored backup), so no
+    /// bootstrap banner is printed or awaited and `admin` is left empty.
+    pub async fn start_prepared(prepare: impl FnOnce(&Path)) -> Self {
+        let mut server = TestServer {
+            dir: tempfile::tempdir().expect("tempdir"),
+            base: String::new(),
+            admin: Auth::None,
+            admin_id: String::new(),
+            admin_secret: String::new(),
+            child: None,
+            output: Arc::new(Mutex::new(String::new())),
+            env: Vec::new(),
+            client: reqwest::Client::new(),
+            clock: None,
+            in_process: None,
+            listen: "127.0.0.1:0".into(),
+        };
+        prepare(&server.data_dir());
+        server.launch().await;
+        server
+    }
+
     /// The service in this process on port 0, with a manual clock that starts at the
     /// real time (so Hawk and JWT clients outside agree with it until a test moves it).
     /// It prints nothing to capture: tests about output, start-up or kill -9 use `start`.

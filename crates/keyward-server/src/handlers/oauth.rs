@@ -8,6 +8,7 @@ use crate::problem::ApiResult;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -54,6 +55,8 @@ pub enum OAuthError {
     InvalidScope(String),
     /// 429 with `Retry-After`: too many failed attempts for the key id or from the address.
     TooManyAttempts { retry_after_s: u64 },
+    /// 413 `invalid_request` with code `payload_too_large`: the form is over the body limit.
+    PayloadTooLarge,
     /// 500 `server_error`.
     ServerError(&'static str),
 }
@@ -90,6 +93,12 @@ impl IntoResponse for OAuthError {
                 format!("too many failed attempts; try again in {retry_after_s} s"),
                 Some(AuthFailure::TooManyAttempts.code()),
             ),
+            OAuthError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "the request body is over the size limit".to_owned(),
+                Some("payload_too_large"),
+            ),
             OAuthError::ServerError(d) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", (*d).to_owned(), None),
         };
         let mut resp =
@@ -102,6 +111,10 @@ impl IntoResponse for OAuthError {
             }
             OAuthError::TooManyAttempts { retry_after_s } => {
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            OAuthError::PayloadTooLarge => {
+                // The rest of the body is never read, so the connection cannot carry another request.
+                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }
@@ -181,10 +194,9 @@ fn parse_token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest,
     match params.get("grant_type").map(String::as_str) {
         None => return Err(OAuthError::InvalidRequest("grant_type is required".into())),
         Some("client_credentials") => {}
-        Some(other) => {
-            return Err(OAuthError::UnsupportedGrantType(format!(
-                "`{other}` is not supported; use client_credentials"
-            )));
+        // The value is not echoed: a secret pasted into the wrong field must not come back.
+        Some(_) => {
+            return Err(OAuthError::UnsupportedGrantType("only client_credentials is supported".into()));
         }
     }
     candidates.dedup();
@@ -196,13 +208,19 @@ fn parse_token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest,
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "grant_type=client_credentials[&scope=…][&client_id=…&client_secret=…]"),
     responses((status = 200, body = TokenResponse), (status = 400, body = OAuthErrorBody), (status = 401, body = OAuthErrorBody),
-        (status = 429, body = OAuthErrorBody)))]
+        (status = 413, body = OAuthErrorBody), (status = 429, body = OAuthErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            OAuthError::PayloadTooLarge
+        }
+        _ => OAuthError::InvalidRequest("the request body could not be read".into()),
+    })?;
     let request = parse_token_request(&headers, &body)?;
     let now = state.now();
     state.throttle_address(Some(ip), now).map_err(|r| OAuthError::refused(&r, request.basic))?;

@@ -12,12 +12,194 @@ pub struct AuditEvent {
     pub actor_id: String,
     pub actor_key_id: Option<String>,
     pub source_ip: Option<String>,
+    /// An [`AuditAction`]'s name; a string, because entries are stored and hashed as written.
     pub action: String,
+    /// A [`TargetType`]'s name.
     pub target_type: String,
     pub target_id: String,
+    /// An [`Outcome`]'s name.
     pub outcome: String,
     /// Free-form detail; never a secret or password.
     pub details: serde_json::Value,
+}
+
+/// What an audit entry records. Entries store and hash [`AuditAction::as_str`],
+/// so a name, once written, must never change (the chain of old entries would break).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuditAction {
+    OrgCreate,
+    OrgUpdate,
+    UserCreate,
+    UserUpdate,
+    UserDelete,
+    RoleCreate,
+    RoleUpdate,
+    RoleDelete,
+    ScopeCreate,
+    KeyCreate,
+    KeyImport,
+    KeyUpdate,
+    KeyRoll,
+    KeyEndGrace,
+    KeyLock,
+    KeyUnlock,
+    KeyDelete,
+    /// A refused use of a key, coalesced per window.
+    KeyUseFailed,
+    /// A key locked out after failed authentication.
+    KeyThrottled,
+    /// Source addresses locked out after failed authentication.
+    AuthThrottled,
+    /// A console sign-in, whether it succeeded or failed.
+    SessionSignIn,
+    TokenIssue,
+    TokenSigningKeyRotate,
+}
+
+impl AuditAction {
+    /// Every action, for tests and documentation.
+    pub const ALL: [AuditAction; 23] = [
+        AuditAction::OrgCreate,
+        AuditAction::OrgUpdate,
+        AuditAction::UserCreate,
+        AuditAction::UserUpdate,
+        AuditAction::UserDelete,
+        AuditAction::RoleCreate,
+        AuditAction::RoleUpdate,
+        AuditAction::RoleDelete,
+        AuditAction::ScopeCreate,
+        AuditAction::KeyCreate,
+        AuditAction::KeyImport,
+        AuditAction::KeyUpdate,
+        AuditAction::KeyRoll,
+        AuditAction::KeyEndGrace,
+        AuditAction::KeyLock,
+        AuditAction::KeyUnlock,
+        AuditAction::KeyDelete,
+        AuditAction::KeyUseFailed,
+        AuditAction::KeyThrottled,
+        AuditAction::AuthThrottled,
+        AuditAction::SessionSignIn,
+        AuditAction::TokenIssue,
+        AuditAction::TokenSigningKeyRotate,
+    ];
+
+    /// The name stored in the log: the one place these strings live.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::OrgCreate => "org.create",
+            AuditAction::OrgUpdate => "org.update",
+            AuditAction::UserCreate => "user.create",
+            AuditAction::UserUpdate => "user.update",
+            AuditAction::UserDelete => "user.delete",
+            AuditAction::RoleCreate => "role.create",
+            AuditAction::RoleUpdate => "role.update",
+            AuditAction::RoleDelete => "role.delete",
+            AuditAction::ScopeCreate => "scope.create",
+            AuditAction::KeyCreate => "key.create",
+            AuditAction::KeyImport => "key.import",
+            AuditAction::KeyUpdate => "key.update",
+            AuditAction::KeyRoll => "key.roll",
+            AuditAction::KeyEndGrace => "key.end_grace",
+            AuditAction::KeyLock => "key.lock",
+            AuditAction::KeyUnlock => "key.unlock",
+            AuditAction::KeyDelete => "key.delete",
+            AuditAction::KeyUseFailed => "key.use_failed",
+            AuditAction::KeyThrottled => "key.throttled",
+            AuditAction::AuthThrottled => "auth.throttled",
+            AuditAction::SessionSignIn => "session.sign_in",
+            AuditAction::TokenIssue => "token.issue",
+            AuditAction::TokenSigningKeyRotate => "token.signing_key_rotate",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<AuditAction> for String {
+    fn from(a: AuditAction) -> Self {
+        a.as_str().to_owned()
+    }
+}
+
+/// The kind of thing an audit entry is about; stored as [`TargetType::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TargetType {
+    Org,
+    User,
+    Role,
+    Scope,
+    Key,
+    SigningKey,
+    Address,
+}
+
+impl TargetType {
+    /// Every target type, for tests and documentation.
+    pub const ALL: [TargetType; 7] = [
+        TargetType::Org,
+        TargetType::User,
+        TargetType::Role,
+        TargetType::Scope,
+        TargetType::Key,
+        TargetType::SigningKey,
+        TargetType::Address,
+    ];
+
+    /// The name stored in the log: the one place these strings live.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetType::Org => "org",
+            TargetType::User => "user",
+            TargetType::Role => "role",
+            TargetType::Scope => "scope",
+            TargetType::Key => "key",
+            TargetType::SigningKey => "signing_key",
+            TargetType::Address => "address",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<TargetType> for String {
+    fn from(t: TargetType) -> Self {
+        t.as_str().to_owned()
+    }
+}
+
+/// Whether the recorded attempt succeeded; stored as [`Outcome::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    /// The name stored in the log: the one place these strings live.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+impl From<Outcome> for String {
+    fn from(o: Outcome) -> Self {
+        o.as_str().to_owned()
+    }
 }
 
 /// The chain hash of an entry: SHA-256 over a canonical encoding of the
@@ -98,7 +280,7 @@ pub struct FailureCoalescer {
 }
 
 /// (org, action, target type, target id, reason).
-type Slot = (String, String, String, String, String);
+type Slot = (String, AuditAction, TargetType, String, String);
 
 #[derive(Debug, Clone)]
 struct FailureWindow {
@@ -130,11 +312,11 @@ pub const MAX_LISTED_SOURCES: usize = 10;
 /// One refused attempt, as the coalescer counts it.
 #[derive(Debug, Clone, Copy)]
 pub struct Refused<'a> {
-    pub action: &'a str,
+    pub action: AuditAction,
     pub org_id: &'a str,
     pub actor_id: &'a str,
     pub actor_key_id: Option<&'a str>,
-    pub target_type: &'a str,
+    pub target_type: TargetType,
     pub target_id: &'a str,
     pub source: &'a str,
     pub reason: &'a str,
@@ -146,7 +328,7 @@ impl FailureCoalescer {
     #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
-        action: &str,
+        action: AuditAction,
         org_id: &str,
         owner_id: &str,
         key_id: &str,
@@ -160,7 +342,7 @@ impl FailureCoalescer {
                 org_id,
                 actor_id: owner_id,
                 actor_key_id: Some(key_id),
-                target_type: "key",
+                target_type: TargetType::Key,
                 target_id: key_id,
                 source,
                 reason,
@@ -171,13 +353,7 @@ impl FailureCoalescer {
 
     /// Counts one refused attempt; returns whether it opened a window.
     pub fn count(&mut self, r: &Refused<'_>, at: Timestamp) -> bool {
-        let mut slot = (
-            r.org_id.to_owned(),
-            r.action.to_owned(),
-            r.target_type.to_owned(),
-            r.target_id.to_owned(),
-            r.reason.to_owned(),
-        );
+        let mut slot = (r.org_id.to_owned(), r.action, r.target_type, r.target_id.to_owned(), r.reason.to_owned());
         let mut actor_key_id = r.actor_key_id;
         if self.open.len() >= MAX_OPEN_WINDOWS && !self.open.contains_key(&slot) {
             slot.3 = "many".to_owned();
@@ -226,10 +402,10 @@ impl FailureCoalescer {
                     actor_id: w.actor_id.clone(),
                     actor_key_id: w.actor_key_id.clone(),
                     source_ip: single.then(|| w.sources[0].clone()),
-                    action: action.clone(),
-                    target_type: target_type.clone(),
+                    action: action.as_str().to_owned(),
+                    target_type: target_type.as_str().to_owned(),
                     target_id: target_id.clone(),
-                    outcome: "failure".into(),
+                    outcome: Outcome::Failure.into(),
                     details: serde_json::json!({
                         "reason": reason,
                         "count": w.pending,
@@ -263,10 +439,10 @@ mod tests {
             actor_id: "usr_1".into(),
             actor_key_id: Some("kw_1".into()),
             source_ip: Some("127.0.0.1".into()),
-            action: "key.create".into(),
-            target_type: "key".into(),
+            action: AuditAction::KeyCreate.into(),
+            target_type: TargetType::Key.into(),
             target_id: "kw_2".into(),
-            outcome: "success".into(),
+            outcome: Outcome::Success.into(),
             details: serde_json::json!({"name": "ci"}),
         }
     }
@@ -291,7 +467,7 @@ mod tests {
         assert_eq!((v.checked, v.first_bad_seq), (5, None));
 
         let mut edited = chain.clone();
-        edited[2].event.outcome = "failure".into();
+        edited[2].event.outcome = Outcome::Failure.into();
         let mut v = ChainVerifier::new(GENESIS_HASH);
         edited.iter().for_each(|e| v.feed(e));
         assert_eq!(v.first_bad_seq, Some(3));
@@ -307,7 +483,7 @@ mod tests {
 
     #[test]
     fn the_first_refusal_is_due_at_once_and_the_rest_when_the_window_closes() {
-        const U: &str = "key.use_failed";
+        const U: AuditAction = AuditAction::KeyUseFailed;
         let t0 = event().at;
         let secs = chrono::Duration::seconds;
         let mut c = FailureCoalescer::default();
@@ -319,7 +495,7 @@ mod tests {
             assert!(!c.record(U, "org", "usr", "kw_1", "10.0.0.1", "invalid_credentials", t0 + secs(i % 30)));
         }
         assert!(c.record(U, "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0));
-        assert!(c.record("session.sign_in", "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0));
+        assert!(c.record(AuditAction::SessionSignIn, "org", "usr", "kw_1", "10.0.0.1", "key_locked", t0));
         let due = c.drain(t0 + secs(59), false);
         assert_eq!(due.len(), 2, "only the new windows' first entries: {due:?}");
         assert!(c.drain(t0 + secs(59), false).is_empty());
@@ -336,7 +512,7 @@ mod tests {
 
     #[test]
     fn a_spray_of_addresses_becomes_one_entry_per_key_and_window() {
-        const U: &str = "key.use_failed";
+        const U: AuditAction = AuditAction::KeyUseFailed;
         let t0 = event().at;
         let mut c = FailureCoalescer::default();
         let mut events = Vec::new();
@@ -362,6 +538,54 @@ mod tests {
         assert_eq!(events.len(), MAX_OPEN_WINDOWS + 1);
         let many = events.iter().find(|e| e.target_id == "many").unwrap();
         assert_eq!(many.details["count"], 5_000, "past the cap, keys share one window");
+    }
+
+    /// Stored entries hash these names: changing one would break every chain that holds it.
+    #[test]
+    fn action_and_target_names_are_pinned() {
+        let actions: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "org.create",
+                "org.update",
+                "user.create",
+                "user.update",
+                "user.delete",
+                "role.create",
+                "role.update",
+                "role.delete",
+                "scope.create",
+                "key.create",
+                "key.import",
+                "key.update",
+                "key.roll",
+                "key.end_grace",
+                "key.lock",
+                "key.unlock",
+                "key.delete",
+                "key.use_failed",
+                "key.throttled",
+                "auth.throttled",
+                "session.sign_in",
+                "token.issue",
+                "token.signing_key_rotate",
+            ]
+        );
+        assert_eq!((Outcome::Success.as_str(), Outcome::Failure.as_str()), ("success", "failure"));
+        let targets: Vec<&str> = TargetType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(targets, ["org", "user", "role", "scope", "key", "signing_key", "address"]);
+    }
+
+    /// Entries already written must verify unchanged: the encoding of an event built
+    /// from the enums is the one written before they existed.
+    #[test]
+    fn the_hash_of_a_known_entry_is_pinned() {
+        // Computed independently over the literal strings `"key.create"` and `"key"`.
+        assert_eq!(
+            chain_hash(1, &event(), GENESIS_HASH),
+            "87fa2c058542481a4367cdb7362189db2e337e46ee5e4a85d7e7b4289fbccca5"
+        );
     }
 
     #[test]

@@ -305,12 +305,21 @@ pub fn judge_session(
     Ok(principal_of(key, AuthMethod::Session))
 }
 
+/// A verify answer's verdict; the server names it (`valid`, `insufficient_permissions`
+/// or the refusal's code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyCode {
+    Valid,
+    /// A good credential that lacks a required permission.
+    InsufficientPermissions,
+    Refused(AuthFailure),
+}
+
 /// What a verify answer tells a gateway about a credential's verdict.
 #[derive(Debug, Clone)]
 pub struct VerifyVerdict {
     pub valid: bool,
-    /// `valid`, `insufficient_permissions` or a refusal's code.
-    pub code: &'static str,
+    pub code: VerifyCode,
     /// The principal, shown in full only when the credential is good and in the caller's reach.
     pub principal: Option<Principal>,
     /// (key, org, owner) of a refused key, shown only when it is in the caller's reach and the
@@ -328,28 +337,34 @@ pub fn verify_verdict(
     sees_org: impl Fn(&OrgId) -> bool,
     required: &[Permission],
 ) -> VerifyVerdict {
-    let refused = |code, key, retry_after_s| VerifyVerdict { valid: false, code, principal: None, key, retry_after_s };
+    let refused = |failure, key, retry_after_s| VerifyVerdict {
+        valid: false,
+        code: VerifyCode::Refused(failure),
+        principal: None,
+        key,
+        retry_after_s,
+    };
     match verdict {
         Ok(p) if sees_org(&p.org_id) => {
             let valid = required.iter().all(|r| p.permissions.allows_permission(r));
             VerifyVerdict {
                 valid,
-                code: if valid { "valid" } else { "insufficient_permissions" },
+                code: if valid { VerifyCode::Valid } else { VerifyCode::InsufficientPermissions },
                 principal: Some(p),
                 key: None,
                 retry_after_s: None,
             }
         }
-        Ok(_) => refused(AuthFailure::InvalidCredentials.code(), None, None),
+        Ok(_) => refused(AuthFailure::InvalidCredentials, None, None),
         Err(r) => {
             let in_reach = r.key.as_ref().is_some_and(|(_, org, _)| sees_org(org));
             // An address locked out names no key, so saying so reveals nothing about any key.
             let told = in_reach || (r.key.is_none() && r.failure == AuthFailure::TooManyAttempts);
             if !told {
-                return refused(AuthFailure::InvalidCredentials.code(), None, None);
+                return refused(AuthFailure::InvalidCredentials, None, None);
             }
             let key = r.key.filter(|_| r.failure != AuthFailure::InvalidCredentials);
-            refused(r.failure.code(), key, r.retry_after_s)
+            refused(r.failure, key, r.retry_after_s)
         }
     }
 }
@@ -885,16 +900,58 @@ mod tests {
         let wrong = || Err(Refusal::about(&f.key, AuthFailure::InvalidCredentials));
         let key_throttled = || Err(Refusal::throttled(Refusal::about(&f.key, AuthFailure::InvalidCredentials).key, 7));
         let address_throttled = || Err(Refusal::throttled(None, 9));
-        let cases: Vec<(VerifyVerdict, bool, &str, bool, Option<u64>)> = vec![
-            (verify_verdict(ok(), mine, std::slice::from_ref(&write)), true, "valid", false, None),
-            (verify_verdict(ok(), mine, std::slice::from_ref(&users)), false, "insufficient_permissions", false, None),
-            (verify_verdict(ok(), nobody, &[]), false, "invalid_credentials", false, None),
-            (verify_verdict(locked(), mine, &[]), false, "key_locked", true, None),
-            (verify_verdict(locked(), nobody, &[]), false, "invalid_credentials", false, None),
-            (verify_verdict(wrong(), mine, &[]), false, "invalid_credentials", false, None),
-            (verify_verdict(key_throttled(), mine, &[]), false, "too_many_attempts", true, Some(7)),
-            (verify_verdict(key_throttled(), nobody, &[]), false, "invalid_credentials", false, None),
-            (verify_verdict(address_throttled(), nobody, &[]), false, "too_many_attempts", false, Some(9)),
+        let cases: Vec<(VerifyVerdict, bool, VerifyCode, bool, Option<u64>)> = vec![
+            (verify_verdict(ok(), mine, std::slice::from_ref(&write)), true, VerifyCode::Valid, false, None),
+            (
+                verify_verdict(ok(), mine, std::slice::from_ref(&users)),
+                false,
+                VerifyCode::InsufficientPermissions,
+                false,
+                None,
+            ),
+            (
+                verify_verdict(ok(), nobody, &[]),
+                false,
+                VerifyCode::Refused(AuthFailure::InvalidCredentials),
+                false,
+                None,
+            ),
+            (verify_verdict(locked(), mine, &[]), false, VerifyCode::Refused(AuthFailure::KeyLocked), true, None),
+            (
+                verify_verdict(locked(), nobody, &[]),
+                false,
+                VerifyCode::Refused(AuthFailure::InvalidCredentials),
+                false,
+                None,
+            ),
+            (
+                verify_verdict(wrong(), mine, &[]),
+                false,
+                VerifyCode::Refused(AuthFailure::InvalidCredentials),
+                false,
+                None,
+            ),
+            (
+                verify_verdict(key_throttled(), mine, &[]),
+                false,
+                VerifyCode::Refused(AuthFailure::TooManyAttempts),
+                true,
+                Some(7),
+            ),
+            (
+                verify_verdict(key_throttled(), nobody, &[]),
+                false,
+                VerifyCode::Refused(AuthFailure::InvalidCredentials),
+                false,
+                None,
+            ),
+            (
+                verify_verdict(address_throttled(), nobody, &[]),
+                false,
+                VerifyCode::Refused(AuthFailure::TooManyAttempts),
+                false,
+                Some(9),
+            ),
         ];
         for (i, (v, valid, code, key_shown, retry)) in cases.into_iter().enumerate() {
             assert_eq!(
@@ -902,7 +959,11 @@ mod tests {
                 (valid, code, key_shown, retry),
                 "case {i}"
             );
-            assert_eq!(v.principal.is_some(), code == "valid" || code == "insufficient_permissions", "case {i}");
+            assert_eq!(
+                v.principal.is_some(),
+                matches!(code, VerifyCode::Valid | VerifyCode::InsufficientPermissions),
+                "case {i}"
+            );
         }
     }
 

@@ -1,6 +1,8 @@
-//! The domain's error type; the server maps each variant to a problem document.
+//! The domain's error types; the server maps each variant to a problem document. A leaf
+//! module (it uses only the conflict kinds), so the store, key rules and input helpers can
+//! all use it without depending on each other.
 
-use crate::store::StoreError;
+use crate::conflict::Conflict;
 
 /// One rejected input field, named as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -15,6 +17,20 @@ impl FieldError {
     }
 }
 
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule, limit or concurrent change refused the write.
+    #[error(transparent)]
+    Conflict(Conflict),
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("the store failed: {0}")]
+    Backend(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
 /// Why a domain operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -22,8 +38,8 @@ pub enum CoreError {
     Validation(Vec<FieldError>),
     #[error("{what} not found")]
     NotFound { what: &'static str },
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    #[error(transparent)]
+    Conflict(Conflict),
     #[error("{detail}")]
     Forbidden { detail: String },
     #[error(transparent)]
@@ -45,9 +61,15 @@ impl CoreError {
 impl From<StoreError> for CoreError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict { code, detail } => CoreError::Conflict { code, detail },
+            StoreError::Conflict(c) => CoreError::Conflict(c),
             StoreError::NotFound { what } => CoreError::NotFound { what },
             other => CoreError::Store(other),
         }
+    }
+}
+
+impl From<Conflict> for CoreError {
+    fn from(c: Conflict) -> Self {
+        CoreError::Conflict(c)
     }
 }

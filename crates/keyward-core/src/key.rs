@@ -2,6 +2,7 @@
 //! limits apply, and how a presented credential is judged.
 
 use crate::clock::Timestamp;
+use crate::conflict::{Conflict, KeyLimit};
 use crate::crypto::SealedSecret;
 use crate::error::CoreError;
 use crate::ids::UserId;
@@ -9,7 +10,6 @@ use crate::ids::{KeyId, RoleId};
 use crate::input::Problems;
 use crate::model::{GraceSecret, KeyRecord, NetworkRestriction, OrgSettings, ScopeGrant, User};
 use crate::secret::Secret;
-use crate::store::StoreError;
 use chrono::{DateTime, Duration};
 use serde::{Deserialize, Deserializer};
 use std::net::IpAddr;
@@ -536,21 +536,14 @@ pub struct RoleCap {
 
 impl KeyLimits {
     /// Checks the counts of the owner's keys as they would be after the write.
-    pub fn check(&self, total_after: u64, role_counts_after: &[(RoleId, u64)]) -> Result<(), StoreError> {
+    pub fn check(&self, total_after: u64, role_counts_after: &[(RoleId, u64)]) -> Result<(), Conflict> {
         if total_after > u64::from(self.max_per_user) {
-            return Err(StoreError::Conflict {
-                code: "key_limit_reached",
-                detail: format!("the owner already has the maximum of {} keys", self.max_per_user),
-            });
+            return Err(Conflict::KeyLimitReached(KeyLimit::PerUser { max: self.max_per_user }));
         }
         for cap in &self.role_caps {
             let n = role_counts_after.iter().find(|(r, _)| *r == cap.role).map_or(0, |(_, n)| *n);
             if n > u64::from(cap.max_keys) {
-                let keys = if cap.max_keys == 1 { "key" } else { "keys" };
-                return Err(StoreError::Conflict {
-                    code: "key_limit_reached",
-                    detail: format!("role `{}` allows at most {} {keys} per holder", cap.name, cap.max_keys),
-                });
+                return Err(Conflict::KeyLimitReached(KeyLimit::PerRole { role: cap.name.clone(), max: cap.max_keys }));
             }
         }
         Ok(())
@@ -853,9 +846,12 @@ mod tests {
             role_caps: vec![RoleCap { role: RoleId::from_trusted("deploy"), name: "deploy".into(), max_keys: 2 }],
         };
         assert!(limits.check(10, &[]).is_ok());
-        assert!(limits.check(11, &[]).is_err());
+        assert_eq!(limits.check(11, &[]), Err(Conflict::KeyLimitReached(KeyLimit::PerUser { max: 10 })));
         assert!(limits.check(3, &[(RoleId::from_trusted("deploy"), 2)]).is_ok());
-        assert!(limits.check(3, &[(RoleId::from_trusted("deploy"), 3)]).is_err());
+        assert_eq!(
+            limits.check(3, &[(RoleId::from_trusted("deploy"), 3)]),
+            Err(Conflict::KeyLimitReached(KeyLimit::PerRole { role: "deploy".into(), max: 2 }))
+        );
     }
 
     #[test]

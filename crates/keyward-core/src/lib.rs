@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod authn;
 pub mod clock;
+pub mod conflict;
 pub mod crypto;
 pub mod error;
 pub mod hawk;
@@ -19,4 +20,5 @@ pub mod secret;
 pub mod store;
 pub mod token;
 
+pub use conflict::Conflict;
 pub use error::{CoreError, FieldError};

@@ -8,19 +8,7 @@ use crate::key::KeyLimits;
 use crate::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
 use std::net::IpAddr;
 
-/// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule or limit refused the write; `code` is the API's error code.
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
-    #[error("{what} not found")]
-    NotFound { what: &'static str },
-    #[error("the store failed: {0}")]
-    Backend(String),
-    #[error("stored data is not valid: {0}")]
-    Corrupt(String),
-}
+pub use crate::error::StoreError;
 
 /// A sort column of the key list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

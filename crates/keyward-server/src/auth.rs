@@ -5,7 +5,7 @@
 
 use crate::extract::{client_ip, is_trusted_peer};
 use crate::index::{Credential, HawkRequest, Refusal};
-use crate::problem::ApiError;
+use crate::problem::{ApiError, BadRequest};
 use crate::sessions;
 use crate::state::AppState;
 use axum::body::{Body, to_bytes};
@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use keyward_core::audit::AuditAction;
 use keyward_core::authn::{AuthThrottle, FailureOutcome};
 use keyward_core::hawk::{self, HawkHeader, RequestInfo, ResponseInfo};
 use keyward_core::ids::KeyId;
@@ -139,8 +140,10 @@ pub fn request_authority(headers: &HeaderMap, trusted_peer: bool) -> Option<(Str
 /// The host and port a Hawk MAC covers; a request signed for another host
 /// (pointed at this server's address) is refused.
 fn hawk_target(state: &AppState, headers: &HeaderMap, trusted_peer: bool) -> Result<(String, u16), ApiError> {
-    let (host, port) = request_authority(headers, trusted_peer)
-        .ok_or(ApiError::BadRequest { code: "invalid_host", detail: "the Host header is missing or invalid".into() })?;
+    let (host, port) = request_authority(headers, trusted_peer).ok_or(ApiError::BadRequest {
+        code: BadRequest::InvalidHost,
+        detail: "the Host header is missing or invalid".into(),
+    })?;
     if let Some(pinned) = &state.hawk_authority
         && (port != pinned.1 || !pinned.0.contains(&host))
     {
@@ -193,7 +196,7 @@ pub async fn authorize(
     }
     // Refusals of guessable credentials count toward throttling; sessions and tokens are
     // not guessed, so a locked-out key id does not end them.
-    let judged = |verdict, per_key| state.judged(verdict, "key.use_failed", per_key, Some(ip), ip, now);
+    let judged = |verdict, per_key| state.judged(verdict, AuditAction::KeyUseFailed, per_key, Some(ip), ip, now);
     let principal = match presented {
         Presented::Key(credential) => {
             judged(state.index.authenticate(&credential, now, ip, true), true).map_err(refusal_error)?

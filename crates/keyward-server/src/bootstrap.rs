@@ -2,7 +2,7 @@
 //! that a new deployment begins with.
 
 use anyhow::Context;
-use keyward_core::audit::AuditEvent;
+use keyward_core::audit::{AuditAction, AuditEvent, Outcome, TargetType};
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{Keyring, MasterKey};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
@@ -167,7 +167,7 @@ pub async fn bootstrap(
     let (key, secret) =
         spec.into_record(&admin, &org.settings, &admin.id, now, |id, secret| keyring.seal(id.as_str(), secret));
     let key_id = key.id.clone();
-    let event = |action: &str, target_type: &str, target_id: &str| AuditEvent {
+    let event = |action: AuditAction, target_type: TargetType, target_id: &str| AuditEvent {
         at: now,
         org_id: org.id.to_string(),
         actor_id: "system".into(),
@@ -176,13 +176,13 @@ pub async fn bootstrap(
         action: action.into(),
         target_type: target_type.into(),
         target_id: target_id.into(),
-        outcome: "success".into(),
+        outcome: Outcome::Success.into(),
         details: serde_json::json!({"bootstrap": true}),
     };
     let events = [
-        event("org.create", "org", org.id.as_str()),
-        event("user.create", "user", admin.id.as_str()),
-        event("key.create", "key", key_id.as_str()),
+        event(AuditAction::OrgCreate, TargetType::Org, org.id.as_str()),
+        event(AuditAction::UserCreate, TargetType::User, admin.id.as_str()),
+        event(AuditAction::KeyCreate, TargetType::Key, key_id.as_str()),
     ];
     // The file is written before the commit, so a crash in between never loses the only admin secret.
     let file = data_dir.join(BOOTSTRAP_FILE);

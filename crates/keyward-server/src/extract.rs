@@ -1,6 +1,6 @@
 //! Extractors: JSON bodies whose errors name the field, and the client's address.
 
-use crate::problem::ApiError;
+use crate::problem::{ApiError, BadRequest};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::{Extensions, HeaderMap, header, request::Parts};
@@ -41,7 +41,7 @@ pub fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
         }
         source = err.source();
     }
-    ApiError::BadRequest { code: "invalid_body", detail: format!("the request body could not be read: {e}") }
+    ApiError::BadRequest { code: BadRequest::InvalidBody, detail: format!("the request body could not be read: {e}") }
 }
 
 /// Parses one JSON document, naming the offending field on a type error; anything after
@@ -66,7 +66,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 fn invalid_json(e: &serde_json::Error) -> ApiError {
     // Syntax errors name a position and what was expected, never the text found there.
-    ApiError::BadRequest { code: "invalid_json", detail: format!("the body is not valid JSON: {e}") }
+    ApiError::BadRequest { code: BadRequest::InvalidJson, detail: format!("the body is not valid JSON: {e}") }
 }
 
 /// serde's messages quote the rejected value ("invalid type: string \"kws_…\", expected u32"),
@@ -268,7 +268,7 @@ mod tests {
     fn rejection(body: &str) -> String {
         match parse_json::<Body>(body.as_bytes()) {
             Ok(b) => panic!("accepted {body}: {b:?}"),
-            Err(e) => format!("{e:?}"),
+            Err(e) => format!("{}: {e:?}", e.code()),
         }
     }
 

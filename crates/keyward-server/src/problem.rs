@@ -2,6 +2,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keyward_core::authn::VerifyCode;
+use keyward_core::conflict::Conflict;
 use keyward_core::key::AuthFailure;
 use keyward_core::{CoreError, FieldError};
 use serde::Serialize;
@@ -24,6 +26,16 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// Why a request was malformed, apart from its fields and query (those name what was wrong).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadRequest {
+    /// The query string could not be read at all.
+    InvalidQuery,
+    InvalidHost,
+    InvalidBody,
+    InvalidJson,
+}
+
 /// Any error a handler returns.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,7 +50,7 @@ pub enum ApiError {
     #[error("too many failed attempts")]
     TooManyAttempts { retry_after_s: u64 },
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
+    BadRequest { code: BadRequest, detail: String },
     /// Query parameters that are unknown, repeated or out of range, each named like a validation error.
     #[error("invalid query")]
     InvalidQuery(Vec<FieldError>),
@@ -63,6 +75,12 @@ impl ApiError {
         ApiError::Core(CoreError::field(field, message))
     }
 
+    /// The stable machine-readable code of the problem document.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.parts().1
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, String, Vec<FieldError>) {
         match self {
             ApiError::Core(CoreError::Validation(errors)) => {
@@ -73,9 +91,7 @@ impl ApiError {
             ApiError::Core(CoreError::NotFound { what }) => {
                 (StatusCode::NOT_FOUND, "not_found", format!("{what} not found"), vec![])
             }
-            ApiError::Core(CoreError::Conflict { code, detail }) => {
-                (StatusCode::CONFLICT, code, detail.clone(), vec![])
-            }
+            ApiError::Core(CoreError::Conflict(c)) => (StatusCode::CONFLICT, conflict_code(c), c.to_string(), vec![]),
             ApiError::Core(CoreError::Forbidden { detail }) => {
                 (StatusCode::FORBIDDEN, "insufficient_permissions", detail.clone(), vec![])
             }
@@ -98,7 +114,9 @@ impl ApiError {
                 format!("too many failed attempts to authenticate; try again in {retry_after_s} s"),
                 vec![],
             ),
-            ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail.clone(), vec![]),
+            ApiError::BadRequest { code, detail } => {
+                (StatusCode::BAD_REQUEST, bad_request_code(*code), detail.clone(), vec![])
+            }
             ApiError::InvalidQuery(errors) => {
                 let detail =
                     errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
@@ -123,6 +141,42 @@ impl ApiError {
                 vec![],
             ),
         }
+    }
+}
+
+/// The API code of each conflict; these strings live only here.
+fn conflict_code(c: &Conflict) -> &'static str {
+    match c {
+        Conflict::KeyIdTaken => "key_id_taken",
+        Conflict::SecretInUse => "secret_in_use",
+        Conflict::RoleNameTaken => "role_name_taken",
+        Conflict::ScopeExists => "scope_exists",
+        Conflict::KeyLimitReached(_) => "key_limit_reached",
+        Conflict::ConcurrentUpdate => "concurrent_update",
+        Conflict::ConcurrentRotation => "concurrent_rotation",
+        Conflict::UserDisabled => "user_disabled",
+        Conflict::CannotChangeSelf(_) => "cannot_change_self",
+        Conflict::RoleBuiltin { .. } => "role_builtin",
+    }
+}
+
+/// The API code of each malformed request; these strings live only here.
+fn bad_request_code(b: BadRequest) -> &'static str {
+    match b {
+        BadRequest::InvalidQuery => "invalid_query",
+        BadRequest::InvalidHost => "invalid_host",
+        BadRequest::InvalidBody => "invalid_body",
+        BadRequest::InvalidJson => "invalid_json",
+    }
+}
+
+/// The `code` of a verify answer.
+#[must_use]
+pub fn verify_code(c: VerifyCode) -> &'static str {
+    match c {
+        VerifyCode::Valid => "valid",
+        VerifyCode::InsufficientPermissions => "insufficient_permissions",
+        VerifyCode::Refused(f) => f.code(),
     }
 }
 
@@ -178,3 +232,45 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::conflict::{KeyLimit, SelfChange};
+
+    /// The codes are part of the contract: a renamed variant must not change one.
+    #[test]
+    fn conflicts_answer_409_with_their_stable_codes() {
+        let cases = [
+            (Conflict::KeyIdTaken, "key_id_taken"),
+            (Conflict::SecretInUse, "secret_in_use"),
+            (Conflict::RoleNameTaken, "role_name_taken"),
+            (Conflict::ScopeExists, "scope_exists"),
+            (Conflict::KeyLimitReached(KeyLimit::PerUser { max: 1 }), "key_limit_reached"),
+            (Conflict::ConcurrentUpdate, "concurrent_update"),
+            (Conflict::ConcurrentRotation, "concurrent_rotation"),
+            (Conflict::UserDisabled, "user_disabled"),
+            (Conflict::CannotChangeSelf(SelfChange::Delete), "cannot_change_self"),
+            (Conflict::RoleBuiltin { role: "auditor".into() }, "role_builtin"),
+        ];
+        for (conflict, code) in cases {
+            let detail = conflict.to_string();
+            let (status, got, got_detail, _) = ApiError::Core(CoreError::Conflict(conflict)).parts();
+            assert_eq!((status, got, got_detail), (StatusCode::CONFLICT, code, detail));
+        }
+    }
+
+    #[test]
+    fn bad_requests_answer_400_with_their_stable_codes() {
+        let cases = [
+            (BadRequest::InvalidQuery, "invalid_query"),
+            (BadRequest::InvalidHost, "invalid_host"),
+            (BadRequest::InvalidBody, "invalid_body"),
+            (BadRequest::InvalidJson, "invalid_json"),
+        ];
+        for (kind, code) in cases {
+            let (status, got, _, _) = ApiError::BadRequest { code: kind, detail: String::new() }.parts();
+            assert_eq!((status, got), (StatusCode::BAD_REQUEST, code));
+        }
+    }
+}

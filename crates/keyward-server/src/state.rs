@@ -8,7 +8,7 @@ use crate::nonce::NonceCache;
 use crate::sessions::SessionStore;
 use crate::tokens::TokenKeys;
 use crate::usage::UsageRecorder;
-use keyward_core::audit::{AuditEvent, FailureCoalescer, Refused};
+use keyward_core::audit::{AuditAction, AuditEvent, FailureCoalescer, Outcome, Refused, TargetType};
 use keyward_core::authn::{FailureOutcome, Refusal, address_bucket};
 use keyward_core::clock::{Clock, Timestamp};
 use keyward_core::crypto::Keyring;
@@ -57,11 +57,11 @@ impl AppState {
 
     /// Counts a refused use of a known key for the audit log.
     pub fn record_refusal(&self, refusal: &Refusal, ip: IpAddr, now: Timestamp) {
-        self.record_failure("key.use_failed", refusal, refusal.failure.code(), ip, now);
+        self.record_failure(AuditAction::KeyUseFailed, refusal, refusal.failure.code(), ip, now);
     }
 
     /// Counts a refused action on a known key (coalesced per key and reason).
-    pub fn record_failure(&self, action: &str, refusal: &Refusal, reason: &str, ip: IpAddr, now: Timestamp) {
+    pub fn record_failure(&self, action: AuditAction, refusal: &Refusal, reason: &str, ip: IpAddr, now: Timestamp) {
         self.metrics.count_refusal(refusal.failure.code());
         if let (Some((key, org, owner)), Ok(mut f)) = (&refusal.key, self.failures.lock())
             && f.record(action, org.as_str(), owner.as_str(), key.as_str(), &ip.to_string(), reason, now)
@@ -88,7 +88,7 @@ impl AppState {
     pub fn judged(
         &self,
         verdict: Result<Principal, Refusal>,
-        action: &str,
+        action: AuditAction,
         per_key: bool,
         source: Option<IpAddr>,
         ip: IpAddr,
@@ -137,7 +137,8 @@ impl AppState {
         let Ok(mut f) = self.failures.lock() else { return };
         if let (Some(lockout), Some((key, org, owner))) = (outcome.key_lockout, key) {
             tracing::warn!(key = %key, nth = lockout.nth, "key locked out after failed authentication");
-            opened |= f.record("key.throttled", org.as_str(), owner.as_str(), key.as_str(), &source, reason, now);
+            opened |=
+                f.record(AuditAction::KeyThrottled, org.as_str(), owner.as_str(), key.as_str(), &source, reason, now);
         }
         if let Some(lockout) = outcome.address_lockout
             && let Some(org) = self.index.operator_org()
@@ -145,11 +146,11 @@ impl AppState {
             tracing::warn!(address = %source, nth = lockout.nth, "address locked out after failed authentication");
             opened |= f.count(
                 &Refused {
-                    action: "auth.throttled",
+                    action: AuditAction::AuthThrottled,
                     org_id: org.as_str(),
                     actor_id: "anonymous",
                     actor_key_id: None,
-                    target_type: "address",
+                    target_type: TargetType::Address,
                     target_id: "*",
                     source: &source,
                     reason,
@@ -169,8 +170,8 @@ pub fn audit_event(
     ip: IpAddr,
     at: Timestamp,
     org: &str,
-    action: &str,
-    target: (&str, &str),
+    action: AuditAction,
+    target: (TargetType, &str),
     details: serde_json::Value,
 ) -> AuditEvent {
     AuditEvent {
@@ -179,10 +180,10 @@ pub fn audit_event(
         actor_id: who.user_id.to_string(),
         actor_key_id: who.key_id.as_ref().map(ToString::to_string),
         source_ip: Some(ip.to_string()),
-        action: action.to_owned(),
-        target_type: target.0.to_owned(),
+        action: action.into(),
+        target_type: target.0.into(),
         target_id: target.1.to_owned(),
-        outcome: "success".to_owned(),
+        outcome: Outcome::Success.into(),
         details,
     }
 }

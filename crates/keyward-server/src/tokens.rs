@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use keyward_core::Conflict;
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::Keyring;
 use keyward_core::key::REAUTH_RANGE;
@@ -123,10 +124,7 @@ impl TokenKeys {
         stored.push(fresh);
         let text = serde_json::to_string(&stored).map_err(|_| corrupt("cannot encode"))?;
         if !store.swap_meta(META, &current, &text).await? {
-            return Err(StoreError::Conflict {
-                code: "concurrent_rotation",
-                detail: "the keys were rotated meanwhile".into(),
-            });
+            return Err(StoreError::Conflict(Conflict::ConcurrentRotation));
         }
         self.install(&text)?;
         Ok(kid)

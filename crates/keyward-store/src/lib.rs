@@ -4,6 +4,7 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+use keyward_core::Conflict;
 use keyward_core::store::StoreError;
 
 /// Maps a driver error to the store's error, naming the constraint where one was hit.
@@ -31,12 +32,12 @@ pub(crate) fn backend(e: sqlx::Error) -> StoreError {
 
 /// The conflict a violated constraint stands for, by the constraint's name (the same in both schemas).
 pub(crate) fn constraint_conflict(constraint: &str) -> Option<StoreError> {
-    let (code, detail) = match constraint {
-        "keys_pkey" => ("key_id_taken", "a key with this id already exists"),
-        "keys_secret_digest_unique" => ("secret_in_use", "another key already uses this secret"),
-        "roles_name_unique" => ("role_name_taken", "a role with this name already exists"),
-        "scopes_pkey" => ("scope_exists", "a scope with this name already exists"),
+    let conflict = match constraint {
+        "keys_pkey" => Conflict::KeyIdTaken,
+        "keys_secret_digest_unique" => Conflict::SecretInUse,
+        "roles_name_unique" => Conflict::RoleNameTaken,
+        "scopes_pkey" => Conflict::ScopeExists,
         _ => return None,
     };
-    Some(StoreError::Conflict { code, detail: detail.into() })
+    Some(StoreError::Conflict(conflict))
 }

@@ -136,7 +136,10 @@ async fn limits_hold_when_two_instances_create_at_once() {
     for task in tasks {
         match task.await.unwrap() {
             Ok(()) => created += 1,
-            Err(e) => assert_eq!(store_suite::conflict::<()>(Err(e)), "key_limit_reached"),
+            Err(e) => assert!(
+                matches!(store_suite::conflict::<()>(Err(e)), keyward_core::Conflict::KeyLimitReached(_)),
+                "only the limit may refuse a create"
+            ),
         }
     }
     let keys = store_suite::keys_by_id(&a).await;

@@ -5,7 +5,7 @@ use crate::output::outln;
 use crate::{StoreArgs, output};
 use anyhow::Context;
 use clap::Subcommand;
-use keyward_core::audit::AuditEvent;
+use keyward_core::audit::{AuditAction, AuditEvent, Outcome, TargetType};
 use keyward_core::clock::{Clock, SystemClock};
 use keyward_core::crypto::Keyring;
 use keyward_core::ids::{RoleId, UserId};
@@ -108,10 +108,10 @@ async fn create_key(store: StoreArgs, user: Option<String>, name: String, json: 
             actor_id: "system".into(),
             actor_key_id: None,
             source_ip: None,
-            action: "key.create".into(),
-            target_type: "key".into(),
+            action: AuditAction::KeyCreate.into(),
+            target_type: TargetType::Key.into(),
             target_id: key.id.to_string(),
-            outcome: "success".into(),
+            outcome: Outcome::Success.into(),
             details: json!({"admin_command": "create-key"}),
         };
         // A rescue for when no key is at hand: the owner's key count must not stand in its way.

@@ -2,14 +2,14 @@
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ClientIp};
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::{ApiError, ApiResult, BadRequest};
 use crate::state::{AppState, audit_event};
 use crate::views::{BulkResponse, BulkResult, ImportedKey, KeyCounts, KeyList, KeyView, KeyWithSecret};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use keyward_core::CoreError;
+use keyward_core::audit::{AuditAction, TargetType};
 use keyward_core::clock::Timestamp;
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::{CreateKeyRequest, KeySpec, UpdateKeyRequest, parse_grace_period};
@@ -18,6 +18,7 @@ use keyward_core::permission::Access;
 use keyward_core::policy::Principal;
 use keyward_core::secret::Secret;
 use keyward_core::store::{KeyQuery, KeySort};
+use keyward_core::{Conflict, CoreError};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::IpAddr;
@@ -51,7 +52,7 @@ pub struct ListKeysParams {
 }
 
 pub fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::BadRequest { code: "invalid_query", detail: e.body_text() }
+    ApiError::BadRequest { code: BadRequest::InvalidQuery, detail: e.body_text() }
 }
 
 fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> ApiResult<KeyQuery> {
@@ -152,15 +153,13 @@ async fn create_key(
         caller.check_may_manage_user(&directory, &owner)?;
     }
     if owner.status != UserStatus::Active {
-        return Err(CoreError::Conflict { code: "user_disabled", detail: "the owner is disabled".into() }.into());
+        return Err(CoreError::Conflict(Conflict::UserDisabled).into());
     }
     // A taken id is the answer whatever else is wrong with the request.
     if let Some(id) = &spec.id
         && state.store.key_id_taken(id).await?
     {
-        return Err(
-            CoreError::Conflict { code: "key_id_taken", detail: "a key with this id already exists".into() }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::KeyIdTaken).into());
     }
     spec.roles = spec.roles.map(|r| directory.resolve_roles(&owner.org_id, r));
     match &spec.roles {
@@ -173,18 +172,15 @@ async fn create_key(
         .into_record(&owner, &org.settings, &caller.user_id, now, |id, secret| state.keyring.seal(id.as_str(), secret));
     // The store makes current secrets unique; a secret still in another key's grace period counts too.
     if record.imported && state.index.digest_in_use(&record.secret.digest) {
-        return Err(CoreError::Conflict {
-            code: "secret_in_use",
-            detail: "another key already uses this secret".into(),
-        }
-        .into());
+        return Err(CoreError::Conflict(Conflict::SecretInUse).into());
     }
     let limits = directory.key_limits(&owner, &record.roles);
-    let action = if record.imported { "key.import" } else { "key.create" };
+    let action = if record.imported { AuditAction::KeyImport } else { AuditAction::KeyCreate };
     let details = json!({"name": record.name, "owner_id": record.owner_id, "roles": record.roles, "scopes": record.scopes,
         "inherits_owner": record.inherits_owner,
         "expires_at": record.expires_at.map(|t| keyward_core::clock::rfc3339(&t))});
-    let event = audit_event(caller, ip, now, record.org_id.as_str(), action, ("key", record.id.as_str()), details);
+    let event =
+        audit_event(caller, ip, now, record.org_id.as_str(), action, (TargetType::Key, record.id.as_str()), details);
     state.store.insert_key(&record, &limits, &event).await?;
     state.index.refresh_key(state.store.as_ref(), &record.id).await?;
     Ok((record, secret))
@@ -255,7 +251,7 @@ async fn save(
     ip: IpAddr,
     key: &KeyRecord,
     check_limits: bool,
-    action: &str,
+    action: AuditAction,
     details: serde_json::Value,
 ) -> ApiResult<()> {
     let limits = if check_limits {
@@ -265,7 +261,8 @@ async fn save(
     } else {
         None
     };
-    let event = audit_event(caller, ip, state.now(), key.org_id.as_str(), action, ("key", key.id.as_str()), details);
+    let event =
+        audit_event(caller, ip, state.now(), key.org_id.as_str(), action, (TargetType::Key, key.id.as_str()), details);
     state.store.update_key(key, limits.as_ref(), &event).await?;
     state.index.refresh_key(state.store.as_ref(), &key.id).await?;
     Ok(())
@@ -301,7 +298,7 @@ pub async fn patch(
         let details = json!({"changed": changed, "roles": key.roles, "scopes": key.scopes,
             "expires_at": key.expires_at.map(|t| keyward_core::clock::rfc3339(&t)),
             "network_restrictions": key.network_restrictions.iter().map(ToString::to_string).collect::<Vec<_>>()});
-        save(state, caller, ip, &key, regrants, "key.update", details).await?;
+        save(state, caller, ip, &key, regrants, AuditAction::KeyUpdate, details).await?;
         Ok(key)
     })
     .await?;
@@ -322,7 +319,7 @@ where
             attempt().await
         };
         match outcome {
-            Err(ApiError::Core(CoreError::Conflict { code: "concurrent_update", .. })) if tries < 8 => tries += 1,
+            Err(ApiError::Core(CoreError::Conflict(Conflict::ConcurrentUpdate))) if tries < 8 => tries += 1,
             other => return other,
         }
     }
@@ -353,7 +350,8 @@ pub async fn roll(
         let mut key = load(state, caller, id, Access::Write).await?;
         let secret = Secret::generate();
         key.roll(state.keyring.seal(key.id.as_str(), &secret), grace, state.now());
-        save(state, caller, ip, &key, false, "key.roll", json!({"grace_period_s": grace.num_seconds()})).await?;
+        save(state, caller, ip, &key, false, AuditAction::KeyRoll, json!({"grace_period_s": grace.num_seconds()}))
+            .await?;
         Ok((key, secret))
     })
     .await?;
@@ -365,7 +363,7 @@ async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, 
     retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
         if key.set_locked(locked, state.now()) {
-            let action = if locked { "key.lock" } else { "key.unlock" };
+            let action = if locked { AuditAction::KeyLock } else { AuditAction::KeyUnlock };
             save(state, caller, ip, &key, false, action, json!({})).await?;
         }
         Ok(key)
@@ -400,7 +398,7 @@ pub async fn end_grace(
         let mut key = load(state, caller, id, Access::Write).await?;
         // Ending a grace period that is not running changes nothing and is not audited.
         if key.end_grace(state.now()) {
-            save(state, caller, ip, &key, false, "key.end_grace", json!({})).await?;
+            save(state, caller, ip, &key, false, AuditAction::KeyEndGrace, json!({})).await?;
         }
         Ok(key)
     })
@@ -428,8 +426,8 @@ async fn delete_key(state: &AppState, caller: &Principal, ip: IpAddr, id: &str) 
         ip,
         state.now(),
         key.org_id.as_str(),
-        "key.delete",
-        ("key", key.id.as_str()),
+        AuditAction::KeyDelete,
+        (TargetType::Key, key.id.as_str()),
         json!({"name": key.name}),
     );
     if !state.store.delete_key(&key.id, &event).await? {
@@ -464,6 +462,25 @@ pub struct BulkRequest {
     ids: Vec<String>,
 }
 
+/// What `POST /v1/keys/bulk` does to each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BulkAction {
+    Lock,
+    Unlock,
+    Delete,
+}
+
+impl BulkAction {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "lock" => Some(Self::Lock),
+            "unlock" => Some(Self::Unlock),
+            "delete" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
 /// Locks, unlocks or deletes many keys; each id succeeds or fails on its own.
 #[utoipa::path(post, path = "/v1/keys/bulk", tag = "keys", request_body = BulkRequest,
     responses((status = 200, body = BulkResponse), (status = 422, body = crate::problem::Problem)))]
@@ -473,28 +490,27 @@ pub async fn bulk(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<BulkRequest>,
 ) -> ApiResult<axum::Json<BulkResponse>> {
-    if !matches!(body.action.as_str(), "lock" | "unlock" | "delete") {
-        return Err(ApiError::field("action", "must be lock, unlock or delete"));
-    }
+    let action =
+        BulkAction::parse(&body.action).ok_or_else(|| ApiError::field("action", "must be lock, unlock or delete"))?;
     if body.ids.is_empty() || body.ids.len() > 1000 {
         return Err(ApiError::field("ids", "must list 1 to 1000 key ids"));
     }
     let mut results = Vec::with_capacity(body.ids.len());
     for id in body.ids {
-        let outcome = match body.action.as_str() {
-            "lock" => set_locked(&state, &caller, ip, &id, true).await.map(drop),
-            "unlock" => set_locked(&state, &caller, ip, &id, false).await.map(drop),
-            _ => delete_key(&state, &caller, ip, &id).await,
+        let outcome = match action {
+            BulkAction::Lock => set_locked(&state, &caller, ip, &id, true).await.map(drop),
+            BulkAction::Unlock => set_locked(&state, &caller, ip, &id, false).await.map(drop),
+            BulkAction::Delete => delete_key(&state, &caller, ip, &id).await,
         };
         let code = match outcome {
             Ok(()) => None,
-            Err(ApiError::Core(CoreError::NotFound { .. })) => Some("not_found".to_owned()),
-            Err(ApiError::Core(CoreError::Forbidden { .. })) => Some("insufficient_permissions".to_owned()),
+            Err(e @ ApiError::Core(CoreError::NotFound { .. } | CoreError::Forbidden { .. })) => Some(e.code()),
             Err(e) => {
                 tracing::error!(error = %e, "bulk action failed for one key");
-                Some("internal_error".to_owned())
+                Some(ApiError::Internal(e.to_string()).code())
             }
-        };
+        }
+        .map(str::to_owned);
         results.push(BulkResult { id, ok: code.is_none(), code });
     }
     Ok(axum::Json(BulkResponse { results }))

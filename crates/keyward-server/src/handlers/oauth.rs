@@ -12,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use keyward_core::audit::AuditEvent;
+use keyward_core::audit::{AuditAction, AuditEvent, Outcome, TargetType};
 use keyward_core::key::AuthFailure;
 use keyward_core::secret::{Secret, random_base62};
 use keyward_core::token;
@@ -237,7 +237,7 @@ pub async fn token(
         }
     }
     let principal = state
-        .judged(verdict, "key.use_failed", true, Some(ip), ip, now)
+        .judged(verdict, AuditAction::KeyUseFailed, true, Some(ip), ip, now)
         .map_err(|r| OAuthError::refused(&r, request.basic))?;
     let (Some(key), Some(paid_with)) = (principal.key_id.as_ref().and_then(|k| state.index.key(k)), paid_with) else {
         return Err(OAuthError::InvalidClient {
@@ -264,10 +264,10 @@ pub async fn token(
         actor_id: claims.sub.clone(),
         actor_key_id: Some(claims.client_id.clone()),
         source_ip: Some(ip.to_string()),
-        action: "token.issue".into(),
-        target_type: "key".into(),
+        action: AuditAction::TokenIssue.into(),
+        target_type: TargetType::Key.into(),
         target_id: claims.client_id.clone(),
-        outcome: "success".into(),
+        outcome: Outcome::Success.into(),
         details: serde_json::json!({"jti": claims.jti, "scope": claims.scope, "exp": claims.exp}),
     };
     if let Err(e) = state.store.append_audit(&[event]).await {
@@ -305,8 +305,8 @@ pub async fn rotate(
         ip,
         now,
         caller.org_id.as_str(),
-        "token.signing_key_rotate",
-        ("signing_key", &kid),
+        AuditAction::TokenSigningKeyRotate,
+        (TargetType::SigningKey, &kid),
         serde_json::json!({}),
     );
     state.store.append_audit(&[event]).await?;

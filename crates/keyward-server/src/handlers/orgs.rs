@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use keyward_core::CoreError;
 use keyward_core::admin::UpdateOrgRequest;
 use keyward_core::admin::check_display_name;
+use keyward_core::audit::{AuditAction, TargetType};
 use keyward_core::ids::OrgId;
 use keyward_core::input::Problems;
 use keyward_core::model::{Org, OrgSettings};
@@ -61,8 +62,8 @@ pub async fn create(
         ip,
         state.now(),
         org.id.as_str(),
-        "org.create",
-        ("org", org.id.as_str()),
+        AuditAction::OrgCreate,
+        (TargetType::Org, org.id.as_str()),
         json!({"name": org.name}),
     );
     state.store.insert_org(&org, &event).await?;
@@ -105,7 +106,15 @@ pub async fn patch(
         "default_expiry_days": org.settings.default_expiry_days, "allow_direct_secret": org.settings.allow_direct_secret,
         "audit_retention_days": org.settings.audit_retention_days,
         "hawk_require_payload_hash": org.settings.hawk_require_payload_hash});
-    let event = audit_event(&caller, ip, state.now(), org.id.as_str(), "org.update", ("org", org.id.as_str()), details);
+    let event = audit_event(
+        &caller,
+        ip,
+        state.now(),
+        org.id.as_str(),
+        AuditAction::OrgUpdate,
+        (TargetType::Org, org.id.as_str()),
+        details,
+    );
     state.store.update_org(&org, &event).await?;
     state.index.reload(state.store.as_ref()).await?;
     Ok(axum::Json(OrgView::from(&org)))

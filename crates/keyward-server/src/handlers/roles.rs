@@ -10,11 +10,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use keyward_core::CoreError;
 use keyward_core::admin::{CreateRoleRequest, UpdateRoleRequest};
+use keyward_core::audit::{AuditAction, TargetType};
 use keyward_core::ids::{OrgId, RoleId};
 use keyward_core::model::Role;
 use keyward_core::policy::{Directory, Principal};
+use keyward_core::{Conflict, CoreError};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -83,8 +84,8 @@ pub async fn create(
         ip,
         state.now(),
         caller.org_id.as_str(),
-        "role.create",
-        ("role", role.id.as_str()),
+        AuditAction::RoleCreate,
+        (TargetType::Role, role.id.as_str()),
         details,
     );
     state.store.insert_role(&role, &event).await?;
@@ -116,9 +117,7 @@ fn check_may_manage_holders(state: &AppState, caller: &Principal, role: &Role) -
 
 fn refuse_builtin(role: &Role) -> ApiResult<()> {
     if role.builtin {
-        return Err(
-            CoreError::Conflict { code: "role_builtin", detail: format!("`{}` is a built-in role", role.id) }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::RoleBuiltin { role: role.id.to_string() }).into());
     }
     Ok(())
 }
@@ -167,7 +166,15 @@ pub async fn patch(
     }
     let view = RoleView::from(&role);
     let details = json!({"name": view.name, "permissions": view.permissions, "max_keys": view.max_keys});
-    let event = audit_event(&caller, ip, state.now(), org.as_str(), "role.update", ("role", role.id.as_str()), details);
+    let event = audit_event(
+        &caller,
+        ip,
+        state.now(),
+        org.as_str(),
+        AuditAction::RoleUpdate,
+        (TargetType::Role, role.id.as_str()),
+        details,
+    );
     state.store.update_role(&role, &event).await?;
     state.index.reload(state.store.as_ref()).await?;
     Ok(axum::Json(view))
@@ -192,8 +199,8 @@ pub async fn delete(
         ip,
         state.now(),
         org.as_str(),
-        "role.delete",
-        ("role", role.id.as_str()),
+        AuditAction::RoleDelete,
+        (TargetType::Role, role.id.as_str()),
         json!({"name": role.name}),
     );
     state.store.delete_role(&role.id, &event).await?;

@@ -11,6 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::admin::CreateScopeRequest;
+use keyward_core::audit::{AuditAction, TargetType};
 use keyward_core::model::ScopeDef;
 use keyward_core::permission::KEYWARD_SCOPE;
 use serde_json::json;
@@ -58,8 +59,15 @@ pub async fn create(
     let (name, description, resources) = body.into_parts()?;
     let scope = ScopeDef { org_id: caller.org_id.clone(), name, description, resources };
     let details = json!({"resources": scope.resources});
-    let event =
-        audit_event(&caller, ip, state.now(), caller.org_id.as_str(), "scope.create", ("scope", &scope.name), details);
+    let event = audit_event(
+        &caller,
+        ip,
+        state.now(),
+        caller.org_id.as_str(),
+        AuditAction::ScopeCreate,
+        (TargetType::Scope, &scope.name),
+        details,
+    );
     state.store.insert_scope(&scope, &event).await?;
     state.index.reload(state.store.as_ref()).await?;
     let view =

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::CoreError;
-use keyward_core::audit::AuditEvent;
+use keyward_core::audit::{AuditAction, AuditEvent, Outcome, TargetType};
 use keyward_core::clock::{Timestamp, serde_rfc3339};
 use keyward_core::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ fn sign_in_event(
     state: &AppState,
     key: (&str, &str, &str),
     ip: std::net::IpAddr,
-    outcome: &str,
+    outcome: Outcome,
     reason: &str,
 ) -> AuditEvent {
     let (key_id, org, owner) = key;
@@ -51,8 +51,8 @@ fn sign_in_event(
         actor_id: owner.to_owned(),
         actor_key_id: Some(key_id.to_owned()),
         source_ip: Some(ip.to_string()),
-        action: "session.sign_in".into(),
-        target_type: "user".into(),
+        action: AuditAction::SessionSignIn.into(),
+        target_type: TargetType::User.into(),
         target_id: owner.to_owned(),
         outcome: outcome.into(),
         details: serde_json::json!({"reason": reason}),
@@ -74,15 +74,16 @@ pub async fn sign_in(
     let credential = Credential::IdAndSecret(body.key_id, secret);
     state.throttle_address(Some(ip), now).map_err(refusal_error)?;
     let verdict = state.index.authenticate(&credential, now, ip, false);
-    let principal = state.judged(verdict, "session.sign_in", true, Some(ip), ip, now).map_err(refusal_error)?;
+    let principal =
+        state.judged(verdict, AuditAction::SessionSignIn, true, Some(ip), ip, now).map_err(refusal_error)?;
     let user = state.index.user(&principal.user_id).ok_or(CoreError::NotFound { what: "user" })?;
     let key_id = principal.key_id.clone().ok_or(CoreError::NotFound { what: "key" })?;
     let who = (key_id.as_str(), user.org_id.as_str(), user.id.as_str());
     if state.index.directory().is_service_requestor(&user) {
-        state.store.append_audit(&[sign_in_event(&state, who, ip, "failure", "service_user")]).await?;
+        state.store.append_audit(&[sign_in_event(&state, who, ip, Outcome::Failure, "service_user")]).await?;
         return Err(CoreError::forbidden("service users (Service Requestors) cannot sign in to the web console").into());
     }
-    state.store.append_audit(&[sign_in_event(&state, who, ip, "success", "")]).await?;
+    state.store.append_audit(&[sign_in_event(&state, who, ip, Outcome::Success, "")]).await?;
     let (token, session) = state.sessions.create(key_id, secret_version, now);
     let secure = if state.issuer.starts_with("https://") { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");

@@ -12,6 +12,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use keyward_core::CoreError;
 use keyward_core::admin::{CreateUserRequest, UpdateUserRequest};
+use keyward_core::audit::{AuditAction, TargetType};
+use keyward_core::conflict::{Conflict, SelfChange};
 use keyward_core::ids::{OrgId, RoleId, UserId};
 use keyward_core::model::{User, UserKind, UserStatus};
 use keyward_core::policy::Principal;
@@ -132,8 +134,15 @@ pub async fn create(
         token_epoch: 0,
     };
     let details = json!({"name": user.name, "kind": user.kind, "roles": user.roles});
-    let event =
-        audit_event(&caller, ip, state.now(), user.org_id.as_str(), "user.create", ("user", user.id.as_str()), details);
+    let event = audit_event(
+        &caller,
+        ip,
+        state.now(),
+        user.org_id.as_str(),
+        AuditAction::UserCreate,
+        (TargetType::User, user.id.as_str()),
+        details,
+    );
     state.store.insert_user(&user, &event).await?;
     state.index.reload(state.store.as_ref()).await?;
     Ok((StatusCode::CREATED, axum::Json(UserView::from(&user))))
@@ -181,9 +190,7 @@ pub async fn patch(
     let mut change = body.into_change()?;
     change.roles = change.roles.map(|r| state.index.directory().resolve_roles(&user.org_id, r));
     if change.status == Some(UserStatus::Disabled) && user.id == caller.user_id {
-        return Err(
-            CoreError::Conflict { code: "cannot_change_self", detail: "you cannot disable yourself".into() }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::CannotChangeSelf(SelfChange::Disable)).into());
     }
     if let Some(roles) = &change.roles {
         caller.check_role_assignment(&state.index.directory(), &user.org_id, roles)?;
@@ -210,8 +217,15 @@ pub async fn patch(
         changed.push("status");
     }
     let details = json!({"changed": changed, "roles": user.roles, "status": user.status});
-    let event =
-        audit_event(&caller, ip, state.now(), user.org_id.as_str(), "user.update", ("user", user.id.as_str()), details);
+    let event = audit_event(
+        &caller,
+        ip,
+        state.now(),
+        user.org_id.as_str(),
+        AuditAction::UserUpdate,
+        (TargetType::User, user.id.as_str()),
+        details,
+    );
     state.store.update_user(&user, &event).await?;
     state.index.reload(state.store.as_ref()).await?;
     Ok(axum::Json(UserView::from(&user)))
@@ -229,17 +243,15 @@ pub async fn delete(
     let user = load(&state, &caller, &id)?;
     check_may_change(&state, &caller, &user)?;
     if user.id == caller.user_id {
-        return Err(
-            CoreError::Conflict { code: "cannot_change_self", detail: "you cannot delete yourself".into() }.into()
-        );
+        return Err(CoreError::Conflict(Conflict::CannotChangeSelf(SelfChange::Delete)).into());
     }
     let event = audit_event(
         &caller,
         ip,
         state.now(),
         user.org_id.as_str(),
-        "user.delete",
-        ("user", user.id.as_str()),
+        AuditAction::UserDelete,
+        (TargetType::User, user.id.as_str()),
         json!({"name": user.name}),
     );
     state.store.delete_user(&user.id, &event).await?;

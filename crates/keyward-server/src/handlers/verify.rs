@@ -5,6 +5,7 @@ use crate::extract::ApiJson;
 use crate::index::{Credential, HawkRequest, Refusal};
 use crate::problem::{ApiError, ApiResult};
 use crate::state::AppState;
+use keyward_core::audit::AuditAction;
 use keyward_core::authn;
 use keyward_core::clock::{Timestamp, serde_rfc3339};
 use keyward_core::hawk::{self, RequestInfo};
@@ -148,7 +149,7 @@ pub async fn verify(
     } else {
         return Err(ApiError::field("secret", "give exactly one of secret, token or hawk"));
     };
-    let verdict = state.judged(verdict, "key.use_failed", per_key, client, source, now);
+    let verdict = state.judged(verdict, AuditAction::KeyUseFailed, per_key, client, source, now);
     if let Ok(p) = &verdict
         && let Some(k) = &p.key_id
         && caller.sees_org(&p.org_id)
@@ -166,7 +167,7 @@ fn answer(
     required: &[Permission],
 ) -> VerifyResponse {
     let v = authn::verify_verdict(verdict, |org| caller.sees_org(org), required);
-    let mut resp = VerifyResponse::refused(v.code);
+    let mut resp = VerifyResponse::refused(crate::problem::verify_code(v.code));
     resp.valid = v.valid;
     resp.retry_after_s = v.retry_after_s;
     if let Some((key, org, owner)) = v.key {

@@ -4,7 +4,8 @@
 use crate::backend;
 use crate::rows::{self, AuditRow, KeyRow, OrgRow, RoleRow, ScopeRow, UserRow, secs};
 use async_trait::async_trait;
-use keyward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH, chain_hash};
+use keyward_core::Conflict;
+use keyward_core::audit::{AuditAction, AuditEntry, AuditEvent, GENESIS_HASH, TargetType, chain_hash};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
@@ -328,10 +329,7 @@ async fn write_key_row(tx: &mut SqliteConnection, k: &KeyRecord, replace: bool) 
             .await
             .map_err(backend)?;
         return Err(match live {
-            Some(_) => StoreError::Conflict {
-                code: "concurrent_update",
-                detail: "the key was changed meanwhile; read it again and retry".into(),
-            },
+            Some(_) => StoreError::Conflict(Conflict::ConcurrentUpdate),
             None => StoreError::NotFound { what: "key" },
         });
     }
@@ -368,7 +366,7 @@ async fn check_limits(tx: &mut SqliteConnection, owner: &str, limits: &KeyLimits
         .map_err(backend)?;
         role_counts.push((role.clone(), u64::try_from(n).unwrap_or(0)));
     }
-    limits.check(u64::try_from(total).unwrap_or(0), &role_counts)
+    limits.check(u64::try_from(total).unwrap_or(0), &role_counts).map_err(StoreError::Conflict)
 }
 
 /// Adds the WHERE clause shared by the key list and its counts.
@@ -485,8 +483,8 @@ async fn cascade_delete_keys(
             .map_err(backend)?;
         let event = AuditEvent {
             org_id: org,
-            action: "key.delete".into(),
-            target_type: "key".into(),
+            action: AuditAction::KeyDelete.into(),
+            target_type: TargetType::Key.into(),
             target_id: id.clone(),
             details: serde_json::json!({"reason": reason, "cause": cause.action, "cause_target": cause.target_id}),
             ..cause.clone()

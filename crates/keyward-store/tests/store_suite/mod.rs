@@ -9,6 +9,7 @@
 //! leaves open (`all_keys`, `list_roles`, …) is sorted before comparing.
 
 use chrono::{Duration, TimeZone, Utc};
+use keyward_core::Conflict;
 use keyward_core::audit::{AuditEntry, AuditEvent, ChainVerifier, GENESIS_HASH, chain_hash};
 use keyward_core::clock::Timestamp;
 use keyward_core::crypto::{SealedSecret, SecretDigest};
@@ -299,10 +300,10 @@ pub fn key_id_set(ids: &[KeyId]) -> BTreeSet<String> {
     ids.iter().map(ToString::to_string).collect()
 }
 
-/// The code of a `Conflict`; anything else fails the test.
-pub fn conflict<T: Debug>(result: Result<T, StoreError>) -> &'static str {
+/// The `Conflict` a write was refused with; anything else fails the test.
+pub fn conflict<T: Debug>(result: Result<T, StoreError>) -> Conflict {
     match result {
-        Err(StoreError::Conflict { code, .. }) => code,
+        Err(StoreError::Conflict(c)) => c,
         other => panic!("expected a conflict, got {other:?}"),
     }
 }
@@ -687,7 +688,7 @@ pub async fn an_update_from_a_stale_read_is_refused_and_changes_nothing(store: &
     let before = audit_total(store).await;
     let stale = KeyRecord { comment: "stale".into(), ..read_by_b };
     match store.update_key(&stale, None, &ev("org_a", "key.update", "kw_1")).await {
-        Err(StoreError::Conflict { code: "concurrent_update", .. }) => {}
+        Err(StoreError::Conflict(Conflict::ConcurrentUpdate)) => {}
         other => panic!("expected concurrent_update, got {other:?}"),
     }
     let now = store.get_key(&k.id).await.unwrap().unwrap();
@@ -773,13 +774,17 @@ pub async fn key_id_is_taken_by_a_live_key_and_by_a_deleted_one(store: &dyn Stor
     let before = audit_total(store).await;
     let twin = KeyRecord { name: "twin".into(), secret: sealed("kw_1/other"), ..key("kw_1", "usr_a", "org_a") };
     let ev_twin = ev("org_a", "key.create", "kw_1");
-    assert_eq!(conflict(store.insert_key(&twin, &no_limits(), &ev_twin).await), "key_id_taken");
+    assert_eq!(conflict(store.insert_key(&twin, &no_limits(), &ev_twin).await), Conflict::KeyIdTaken);
     assert_eq!(store.get_key(&kid("kw_1")).await.unwrap().unwrap().name, "kw_1", "the first key is untouched");
 
     assert!(delete_key(store, "kw_1", "org_a").await);
     let before_retry = audit_total(store).await;
     assert_eq!(before_retry, before + 1);
-    assert_eq!(conflict(store.insert_key(&twin, &no_limits(), &ev_twin).await), "key_id_taken", "ids are never reused");
+    assert_eq!(
+        conflict(store.insert_key(&twin, &no_limits(), &ev_twin).await),
+        Conflict::KeyIdTaken,
+        "ids are never reused"
+    );
     assert_eq!(store.get_key(&kid("kw_1")).await.unwrap(), None);
     assert_eq!(audit_total(store).await, before_retry, "refused inserts leave no audit entry");
 }
@@ -792,7 +797,7 @@ pub async fn same_secret_digest_is_secret_in_use_on_insert_and_update(store: &dy
 
     let copy = KeyRecord { secret: first.secret.clone(), ..key("kw_2", "usr_a", "org_a") };
     let result = store.insert_key(&copy, &no_limits(), &ev("org_a", "key.create", "kw_2")).await;
-    assert_eq!(conflict(result), "secret_in_use");
+    assert_eq!(conflict(result), Conflict::SecretInUse);
     assert_eq!(store.get_key(&kid("kw_2")).await.unwrap(), None);
 
     // Same digest, other ciphertext: the digest is what must be unique.
@@ -801,7 +806,7 @@ pub async fn same_secret_digest_is_secret_in_use_on_insert_and_update(store: &dy
         ..key("kw_3", "usr_a", "org_a")
     };
     let result = store.insert_key(&same_digest, &no_limits(), &ev("org_a", "key.create", "kw_3")).await;
-    assert_eq!(conflict(result), "secret_in_use");
+    assert_eq!(conflict(result), Conflict::SecretInUse);
     assert_eq!(audit_total(store).await, before);
 
     let second = key("kw_2", "usr_a", "org_a");
@@ -809,7 +814,7 @@ pub async fn same_secret_digest_is_secret_in_use_on_insert_and_update(store: &dy
     let before = audit_total(store).await;
     let rolled_onto_first = KeyRecord { secret: first.secret.clone(), ..second.clone() };
     let result = store.update_key(&rolled_onto_first, None, &ev("org_a", "key.roll", "kw_2")).await;
-    assert_eq!(conflict(result), "secret_in_use");
+    assert_eq!(conflict(result), Conflict::SecretInUse);
     assert_eq!(store.get_key(&kid("kw_2")).await.unwrap(), Some(second), "the refused update changed nothing");
     assert_eq!(audit_total(store).await, before);
 }
@@ -832,9 +837,12 @@ pub async fn duplicate_role_name_in_an_org_is_role_name_taken(store: &dyn Store)
     let before = audit_total(store).await;
 
     let dup = role("role_2", "org_a", "deployer");
-    assert_eq!(conflict(store.insert_role(&dup, &ev("org_a", "role.create", "role_2")).await), "role_name_taken");
+    assert_eq!(conflict(store.insert_role(&dup, &ev("org_a", "role.create", "role_2")).await), Conflict::RoleNameTaken);
     let rename = role("role_3", "org_a", "deployer");
-    assert_eq!(conflict(store.update_role(&rename, &ev("org_a", "role.update", "role_3")).await), "role_name_taken");
+    assert_eq!(
+        conflict(store.update_role(&rename, &ev("org_a", "role.update", "role_3")).await),
+        Conflict::RoleNameTaken
+    );
     assert_eq!(audit_total(store).await, before);
     let names: Vec<(String, String)> =
         sorted_roles(store).await.into_iter().map(|r| (r.id.to_string(), r.name)).collect();
@@ -856,7 +864,7 @@ pub async fn duplicate_scope_in_an_org_is_scope_exists(store: &dyn Store) {
     store.insert_scope(&scope("org_a", "first"), &ev("org_a", "scope.create", "billing")).await.unwrap();
     let before = audit_total(store).await;
     let result = store.insert_scope(&scope("org_a", "second"), &ev("org_a", "scope.create", "billing")).await;
-    assert_eq!(conflict(result), "scope_exists");
+    assert_eq!(conflict(result), Conflict::ScopeExists);
     assert_eq!(audit_total(store).await, before);
     assert_eq!(store.list_scopes().await.unwrap(), vec![scope("org_a", "first")]);
     store.insert_scope(&scope("org_b", "b"), &ev("org_b", "scope.create", "billing")).await.unwrap();
@@ -877,7 +885,10 @@ pub async fn insert_key_refuses_past_max_per_user_and_writes_nothing(store: &dyn
     }
     let before = audit_total(store).await;
     let third = KeyRecord { roles: vec![rid("role_x")], ..key("kw_3", "usr_a", "org_a") };
-    assert_eq!(conflict(store.insert_key(&third, &two, &ev("org_a", "key.create", "kw_3")).await), "key_limit_reached");
+    assert!(matches!(
+        conflict(store.insert_key(&third, &two, &ev("org_a", "key.create", "kw_3")).await),
+        Conflict::KeyLimitReached(_)
+    ));
     assert_eq!(ids(&keys_by_id(store).await), ["kw_1", "kw_2"]);
     assert_eq!(store.get_key(&kid("kw_3")).await.unwrap(), None);
     assert_eq!(audit_total(store).await, before, "no audit entry for the refused insert");
@@ -901,10 +912,10 @@ pub async fn insert_key_refuses_past_a_role_cap_and_writes_nothing(store: &dyn S
     store.insert_key(&with_role("kw_1", &["role_deploy"]), &capped, &ev("org_a", "key.create", "kw_1")).await.unwrap();
     let before = audit_total(store).await;
     let second = with_role("kw_2", &["role_deploy", "role_other"]);
-    assert_eq!(
+    assert!(matches!(
         conflict(store.insert_key(&second, &capped, &ev("org_a", "key.create", "kw_2")).await),
-        "key_limit_reached"
-    );
+        Conflict::KeyLimitReached(_)
+    ));
     assert_eq!(ids(&keys_by_id(store).await), ["kw_1"]);
     assert_eq!(audit_total(store).await, before);
     let by_role = list(store, &KeyQuery { role_id: Some(rid("role_other")), ..key_query(t0()) }).await;
@@ -923,10 +934,10 @@ pub async fn deleted_keys_do_not_count_toward_limits(store: &dyn Store) {
     let deploy = |id: &str| KeyRecord { roles: vec![rid("role_deploy")], ..key(id, "usr_a", "org_a") };
     store.insert_key(&deploy("kw_1"), &lim, &ev("org_a", "key.create", "kw_1")).await.unwrap();
     store.insert_key(&key("kw_2", "usr_a", "org_a"), &lim, &ev("org_a", "key.create", "kw_2")).await.unwrap();
-    assert_eq!(
+    assert!(matches!(
         conflict(store.insert_key(&key("kw_3", "usr_a", "org_a"), &lim, &ev("org_a", "key.create", "kw_3")).await),
-        "key_limit_reached"
-    );
+        Conflict::KeyLimitReached(_)
+    ));
     assert!(delete_key(store, "kw_1", "org_a").await);
     store.insert_key(&deploy("kw_3"), &lim, &ev("org_a", "key.create", "kw_3")).await.unwrap();
     assert_eq!(ids(&keys_by_id(store).await), ["kw_2", "kw_3"]);
@@ -943,7 +954,7 @@ pub async fn update_key_with_limits_checks_the_roles_it_adds(store: &dyn Store) 
 
     let k2_deploy = KeyRecord { roles: vec![rid("role_deploy")], name: "now deploys".into(), ..k2.clone() };
     let result = store.update_key(&k2_deploy, Some(&lim), &ev("org_a", "key.update", "kw_2")).await;
-    assert_eq!(conflict(result), "key_limit_reached");
+    assert!(matches!(conflict(result), Conflict::KeyLimitReached(_)));
     assert_eq!(store.get_key(&k2.id).await.unwrap(), Some(k2.clone()), "the refused update changed nothing");
     assert_eq!(audit_total(store).await, before);
 
@@ -961,7 +972,7 @@ pub async fn update_key_with_limits_checks_the_roles_it_adds(store: &dyn Store) 
     // A per-user maximum already exceeded refuses updates checked against it.
     let k2_again = KeyRecord { name: "again".into(), version: 1, ..k2 };
     let result = store.update_key(&k2_again, Some(&limits(1, &[])), &ev("org_a", "key.update", "kw_2")).await;
-    assert_eq!(conflict(result), "key_limit_reached");
+    assert!(matches!(conflict(result), Conflict::KeyLimitReached(_)));
 }
 
 // ---------------------------------------------------------------------------
@@ -1308,7 +1319,7 @@ pub async fn delete_user_deletes_their_keys_with_one_audit_entry_each(store: &dy
     // The deleted keys' ids stay taken; the user is gone.
     let again = key("kw_a1", "usr_b", "org_a");
     let result = store.insert_key(&again, &no_limits(), &ev("org_a", "key.create", "kw_a1")).await;
-    assert_eq!(conflict(result), "key_id_taken");
+    assert_eq!(conflict(result), Conflict::KeyIdTaken);
     assert_not_found(store.delete_user(&uid("usr_a"), &cause).await);
 }
 
@@ -1868,7 +1879,7 @@ pub async fn keeps_working_after_reopen(store: &dyn Store, before: &Snapshot) {
     let reuse = key("kw_b_gone", "usr_b", "org_b");
     assert_eq!(
         conflict(store.insert_key(&reuse, &no_limits(), &ev("org_b", "key.create", "kw_b_gone")).await),
-        "key_id_taken"
+        Conflict::KeyIdTaken
     );
     assert_eq!(store.init_meta("master_key_check", "check-2").await.unwrap(), "check-1");
 }

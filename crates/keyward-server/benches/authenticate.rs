@@ -96,6 +96,11 @@ fn bench(c: &mut Criterion) {
     c.bench_function("authenticate bearer secret", |b| {
         b.iter(|| f.index.authenticate(&bearer, now, ip, true).unwrap())
     });
+    // What every write pays to reach the directory: a shared handle, not a copy.
+    c.bench_function("index.directory() (users and roles, shared)", |b| b.iter(|| f.index.directory()));
+    let key_id = KeyId::from_trusted(f.id.clone());
+    // `/v1/me`'s key, from the index rather than the store.
+    c.bench_function("index.key() (the record /v1/me shows)", |b| b.iter(|| f.index.key(&key_id).unwrap()));
 
     let signer = TokenSigner::generate();
     let vk = signer.verifying_key();

@@ -94,17 +94,20 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|e| format!("not an RFC 3339 time: {e}"))
 }
 
-fn init_logging(json: bool) {
+/// Logs go to stderr through a writer thread, so no request waits on a write. When
+/// stderr falls behind by more than the writer's buffer (128,000 lines), lines are
+/// dropped rather than stalling requests. Lines are flushed when the guard drops.
+fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 fn load_config(args: ServeArgs) -> Config {
@@ -123,7 +126,7 @@ async fn main() {
     let result = match cli.command {
         Command::Serve(args) => {
             let config = load_config(args);
-            init_logging(config.json_logs);
+            let _flush_on_exit = init_logging(config.json_logs);
             keyward_server::serve(config).await
         }
         Command::Audit { command } => audit(command).await,

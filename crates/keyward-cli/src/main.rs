@@ -158,17 +158,20 @@ impl From<StoreArgs> for ServeArgs {
     }
 }
 
-fn init_logging(json: bool) {
+/// Logs go to stderr through a writer thread, so no request waits on a write. When
+/// stderr falls behind by more than the writer's buffer (128,000 lines), lines are
+/// dropped rather than stalling requests. Lines are flushed when the guard drops.
+fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_env("KEYWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }
 
 /// The server's configuration for the store flags; a bad one is a usage error.
@@ -182,7 +185,8 @@ async fn main() {
     let result = match cli.command {
         Command::Serve(args) => match load_config(args) {
             Ok(config) => {
-                init_logging(config.json_logs);
+                // Dropped at the end of this arm, before any exit: pending log lines are written.
+                let _flush_on_exit = init_logging(config.json_logs);
                 keyward_server::serve(config).await.map_err(Failure::from)
             }
             Err(e) => Err(e),

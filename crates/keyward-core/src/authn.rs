@@ -148,8 +148,9 @@ pub fn judge_secret(
 /// What the Hawk judge needs beyond the request: the replay cache's verdict on a
 /// nonce, and the first second the cache can vouch for.
 pub trait ReplayGuard {
-    /// Records `(id, nonce)` seen at `ts` and returns whether it is new.
-    fn first_use(&self, id: &str, nonce: &str, now: i64) -> bool;
+    /// Records `(id, nonce)` of a request signed at `ts` (already within the skew of
+    /// `now`) and returns whether it is new.
+    fn first_use(&self, id: &str, nonce: &str, ts: i64, now: i64) -> bool;
     /// Requests signed at or before this second may have been seen by an earlier
     /// process whose memory is gone: they are answered with a stale-timestamp challenge.
     fn remembers_after(&self) -> i64;
@@ -211,7 +212,7 @@ pub fn judge_hawk(
         refusal.challenge = Some(hawk::stale_timestamp_challenge(now.timestamp(), &tsm));
         return Err(refusal);
     }
-    if !replay.first_use(&authenticated.id, &authenticated.nonce, now.timestamp()) {
+    if !replay.first_use(&authenticated.id, &authenticated.nonce, authenticated.ts, now.timestamp()) {
         return Err(Refusal::about(key, AuthFailure::InvalidCredentials));
     }
     check_key_state(&key.state, now, source).map_err(|f| Refusal::about(key, f))?;
@@ -777,7 +778,7 @@ mod tests {
     struct Memory(std::sync::Mutex<Vec<String>>, i64);
 
     impl ReplayGuard for Memory {
-        fn first_use(&self, id: &str, nonce: &str, _: i64) -> bool {
+        fn first_use(&self, id: &str, nonce: &str, _: i64, _: i64) -> bool {
             let mut seen = self.0.lock().unwrap();
             let entry = format!("{id}/{nonce}");
             if seen.contains(&entry) {

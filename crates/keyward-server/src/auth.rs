@@ -21,7 +21,7 @@ use keyward_core::ids::KeyId;
 use keyward_core::key::AuthFailure;
 use keyward_core::policy::{Need, Principal};
 use keyward_core::secret::Secret;
-use keyward_core::token::{self, looks_like_jwt};
+use keyward_core::token::looks_like_jwt;
 use std::net::IpAddr;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -219,7 +219,9 @@ pub async fn authorize(
             })?
         }
         Presented::Token(jwt) => {
-            let verdict = token::verify(&jwt, |kid| state.tokens.verifying_key(kid, now), &state.issuer, now)
+            let verdict = state
+                .tokens
+                .verify(&jwt, &state.issuer, now)
                 .map_err(|_| Refusal::anonymous(AuthFailure::InvalidCredentials))
                 .and_then(|claims| state.index.authenticate_token(&claims, now, ip));
             judged(verdict, false).map_err(refusal_error)?

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Connections served at once [default: the open-file limit less 64].
     #[arg(long, env = "KEYWARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Per-request log lines: `off`, `sampled` (1 in 1,000) or `on`; server errors and refused
+    /// credentials are logged in every mode [default: sampled].
+    #[arg(long, env = "KEYWARD_ACCESS_LOG")]
+    pub access_log: Option<String>,
 }
 
 /// The same settings as read from the TOML file.
@@ -60,6 +64,7 @@ struct FileConfig {
     header_timeout: Option<u64>,
     body_timeout: Option<u64>,
     max_connections: Option<usize>,
+    access_log: Option<String>,
 }
 
 /// Where the store lives. Its `Debug` and `Display` mask a password, so it can be logged.
@@ -164,6 +169,23 @@ pub fn mask_password(url: &str) -> String {
     out
 }
 
+/// Which requests get an access-log line. Server errors and refusals (401, 403, 429)
+/// always do: they are what an operator looks for, and a flood of them is throttled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// No line for other requests.
+    Off,
+    /// One request in [`ACCESS_LOG_SAMPLE`]: shows what is served at a volume bounded by
+    /// a thousandth of the request rate (the default: at gateway rates a line per
+    /// request is hundreds of GB a day, and none at all hides that traffic flows).
+    Sampled,
+    /// Every request.
+    On,
+}
+
+/// `sampled` writes one line per this many requests that are not errors or refusals.
+pub const ACCESS_LOG_SAMPLE: u64 = 1_000;
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -181,6 +203,7 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Connections served at once; `None` sizes it to the open-file limit at start.
     pub max_connections: Option<usize>,
+    pub access_log: AccessLog,
 }
 
 /// Default for `header_timeout`, and its ceiling: slow clients must not hold connections long.
@@ -248,6 +271,15 @@ impl Config {
                 false
             }
         };
+        let access_log = match args.access_log.or(file.access_log).as_deref() {
+            None | Some("sampled") => AccessLog::Sampled,
+            Some("off") => AccessLog::Off,
+            Some("on") => AccessLog::On,
+            Some(other) => {
+                problems.push(format!("access_log: `{other}` is not off, sampled or on"));
+                AccessLog::Sampled
+            }
+        };
         let public_url = args.public_url.or(file.public_url).map(|u| u.trim_end_matches('/').to_owned());
         let public_authority = public_url
             .as_deref()
@@ -284,6 +316,7 @@ impl Config {
                 header_timeout,
                 body_timeout,
                 max_connections,
+                access_log,
             })
         } else {
             Err(ConfigError(problems))
@@ -408,6 +441,24 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Config::load(args).unwrap_err().0.len(), 3);
+    }
+
+    #[test]
+    fn the_access_log_is_sampled_unless_told_otherwise() {
+        assert_eq!(Config::load(ServeArgs::default()).unwrap().access_log, AccessLog::Sampled);
+        for (text, mode) in [("off", AccessLog::Off), ("sampled", AccessLog::Sampled), ("on", AccessLog::On)] {
+            let c = Config::load(ServeArgs { access_log: Some(text.into()), ..Default::default() }).unwrap();
+            assert_eq!(c.access_log, mode);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "access_log = \"on\"\n").unwrap();
+        assert_eq!(
+            Config::load(ServeArgs { config: Some(file), ..Default::default() }).unwrap().access_log,
+            AccessLog::On
+        );
+        let err = Config::load(ServeArgs { access_log: Some("all".into()), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("access_log"), "{err}");
     }
 
     #[test]

@@ -24,7 +24,8 @@ use std::sync::{Arc, RwLock};
 
 #[derive(Default)]
 struct Snapshot {
-    directory: Directory,
+    /// Shared with callers of [`KeyIndex::directory`]: a reload replaces it, nothing mutates it.
+    directory: Arc<Directory>,
     keys: HashMap<KeyId, Arc<IndexedKey>>,
     /// Current and in-grace secret digests → key id.
     by_digest: HashMap<[u8; 32], KeyId>,
@@ -116,7 +117,7 @@ impl KeyIndex {
         roles.extend(store.list_roles().await?);
         let directory =
             Directory::new(store.list_orgs().await?, store.list_users().await?, roles, store.list_scopes().await?);
-        let mut fresh = Snapshot { directory, ..Snapshot::default() };
+        let mut fresh = Snapshot { directory: Arc::new(directory), ..Snapshot::default() };
         for key in store.all_keys().await? {
             fresh.insert(key);
         }
@@ -146,9 +147,10 @@ impl KeyIndex {
         Ok(())
     }
 
-    /// Reads the directory (a clone, for decisions that span several lookups).
-    pub fn directory(&self) -> Directory {
-        self.snapshot.read().map(|s| s.directory.clone()).unwrap_or_default()
+    /// Reads the directory, for decisions that span several lookups: the snapshot's
+    /// own, shared (a reference count, not a copy of every user and role).
+    pub fn directory(&self) -> Arc<Directory> {
+        self.snapshot.read().map(|s| Arc::clone(&s.directory)).unwrap_or_default()
     }
 
     pub fn org(&self, id: &OrgId) -> Option<Org> {

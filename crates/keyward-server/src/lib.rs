@@ -34,7 +34,7 @@ use keyward_store::sqlite::SqliteStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 pub use api::router;
 
@@ -151,6 +151,32 @@ pub async fn build(
     Ok((App { state }, admin))
 }
 
+/// The access-log line of a response, as `mode` says: errors and refusals always, other
+/// requests all, one in [`config::ACCESS_LOG_SAMPLE`] or none. (The line goes to the
+/// binary's non-blocking writer: the request never waits on it.)
+fn access_log<B>(
+    mode: config::AccessLog,
+) -> impl Fn(&axum::http::Response<B>, Duration, &tracing::Span) + Clone + Send + Sync + 'static {
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    move |res, latency, _span| {
+        let status = res.status();
+        let refused = matches!(status.as_u16(), 401 | 403 | 429);
+        let logged = status.is_server_error()
+            || refused
+            || match mode {
+                config::AccessLog::On => true,
+                config::AccessLog::Off => false,
+                config::AccessLog::Sampled => {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed).is_multiple_of(config::ACCESS_LOG_SAMPLE)
+                }
+            };
+        if logged {
+            let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(status = status.as_u16(), latency_us, "finished processing request");
+        }
+    }
+}
+
 /// Serves `app` on `listener`, with the background writers running, until `shutdown`
 /// resolves; then writes what is pending and closes the store.
 pub async fn serve_on(
@@ -173,7 +199,7 @@ pub async fn serve_on(
                 let route = req.extensions().get::<MatchedPath>().map_or("-", MatchedPath::as_str);
                 tracing::info_span!("request", method = %req.method(), route = %route)
             })
-            .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+            .on_response(access_log(state.config.access_log)),
     );
     let config = &state.config;
     let limits = connections::ConnectionLimits {

@@ -50,8 +50,14 @@ pub async fn list(
     if !caller.sees_org(&org) {
         return Err(CoreError::NotFound { what: "organization" }.into());
     }
-    let mut roles: Vec<Role> =
-        state.index.directory().roles.into_values().filter(|r| r.org_id.as_ref().is_none_or(|o| *o == org)).collect();
+    let mut roles: Vec<Role> = state
+        .index
+        .directory()
+        .roles
+        .values()
+        .filter(|r| r.org_id.as_ref().is_none_or(|o| *o == org))
+        .cloned()
+        .collect();
     roles.sort_by(|a, b| b.builtin.cmp(&a.builtin).then_with(|| a.name.cmp(&b.name)));
     Ok(axum::Json(Page::of(roles.iter().map(RoleView::from).collect(), page, per_page)))
 }
@@ -94,8 +100,13 @@ pub async fn create(
 }
 
 fn load(state: &AppState, caller: &Principal, id: &str) -> ApiResult<Role> {
-    let role =
-        state.index.directory().roles.remove(&RoleId::from_trusted(id)).ok_or(CoreError::NotFound { what: "role" })?;
+    let role = state
+        .index
+        .directory()
+        .roles
+        .get(&RoleId::from_trusted(id))
+        .cloned()
+        .ok_or(CoreError::NotFound { what: "role" })?;
     if role.org_id.as_ref().is_some_and(|o| !caller.sees_org(o)) {
         return Err(CoreError::NotFound { what: "role" }.into());
     }

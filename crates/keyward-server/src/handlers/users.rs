@@ -82,7 +82,7 @@ pub async fn list(
         .index
         .directory()
         .users
-        .into_values()
+        .values()
         .filter(|u| caller.sees_org(&u.org_id) && org.as_ref().is_none_or(|o| *o == u.org_id))
         .filter(|u| kind.is_none_or(|k| k == u.kind) && status.is_none_or(|s| s == u.status))
         .filter(|u| role.as_ref().is_none_or(|r| u.roles.contains(r)))
@@ -93,6 +93,7 @@ pub async fn list(
                     || u.email.as_ref().is_some_and(|e| e.to_lowercase().contains(q))
             })
         })
+        .cloned()
         .collect();
     users.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
     let views = users.iter().map(UserView::from).collect();

@@ -148,6 +148,12 @@ impl Directory {
         user.roles.iter().any(|r| r.as_str() == ACCOUNT_ADMIN)
     }
 
+    /// Whether the user acts across orgs (an account admin of the operator's org).
+    #[must_use]
+    pub fn user_is_cross_org(&self, user: &User) -> bool {
+        user_is_cross_org(user, &RoleId::from_trusted(ACCOUNT_ADMIN))
+    }
+
     /// Whether the owner may use the web UI (service requestors never do).
     #[must_use]
     pub fn is_service_requestor(&self, user: &User) -> bool {

@@ -160,6 +160,14 @@ pub async fn sign_in(
         audit_refusal(&state, user.as_ref(), ip, "too_many_attempts");
         return too_many(&state, email, retry);
     }
+    // Said before the password is checked: a service has no console password to try, and
+    // the person at the keyboard learns why instead of guessing. Counted like a failure.
+    if let Some(u) = user.as_ref().filter(|u| directory.is_service_requestor(u)) {
+        state.throttle.fail(bucket.as_ref(), Some(ip), now.timestamp());
+        audit_refusal(&state, Some(u), ip, "service_user");
+        let msg = "This account is a Service Requestor: services authenticate with API keys and cannot sign in to the console.";
+        return sign_in_response(&state, StatusCode::FORBIDDEN, email, Some(msg));
+    }
     let stored = match &user {
         Some(u) => match state.store.get_password(&u.id).await {
             Ok(p) => p,
@@ -181,11 +189,6 @@ pub async fn sign_in(
             return sign_in_response(&state, StatusCode::UNAUTHORIZED, email, Some(msg));
         }
     };
-    if directory.is_service_requestor(&user) {
-        audit_refusal(&state, Some(&user), ip, "service_user");
-        let msg = "This account is a Service Requestor: services authenticate with API keys and cannot sign in to the console.";
-        return sign_in_response(&state, StatusCode::FORBIDDEN, email, Some(msg));
-    }
     if keyward_core::authn::judge_person(&directory, Some(&user)).is_err() {
         audit_refusal(&state, Some(&user), ip, "user_disabled");
         return sign_in_response(

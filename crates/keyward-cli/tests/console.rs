@@ -85,14 +85,18 @@ fn screenshot_dir() -> PathBuf {
 /// Saves a full-page screenshot of the current page at `width`.
 async fn shot(c: &Client, name: &str, width: u32) {
     c.set_window_size(width, 900).await.unwrap();
+    // The page's height plus what the window spends outside the viewport.
     let height = c
-        .execute("return Math.ceil(document.documentElement.getBoundingClientRect().height);", vec![])
+        .execute(
+            "return document.documentElement.scrollHeight + (window.outerHeight - window.innerHeight);",
+            vec![],
+        )
         .await
         .unwrap()
         .as_u64()
         .unwrap_or(900);
-    let height = u32::try_from(height).unwrap_or(900).clamp(600, 6000);
-    c.set_window_size(width, height + 40).await.unwrap();
+    let height = u32::try_from(height).unwrap_or(900).clamp(600, 8000);
+    c.set_window_size(width, height).await.unwrap();
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshot_dir().join(format!("{name}-{width}.png")), png).unwrap();
     c.set_window_size(DESKTOP, 900).await.unwrap();

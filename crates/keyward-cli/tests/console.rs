@@ -87,10 +87,7 @@ async fn shot(c: &Client, name: &str, width: u32) {
     c.set_window_size(width, 900).await.unwrap();
     // The page's height plus what the window spends outside the viewport.
     let height = c
-        .execute(
-            "return document.documentElement.scrollHeight + (window.outerHeight - window.innerHeight);",
-            vec![],
-        )
+        .execute("return document.documentElement.scrollHeight + (window.outerHeight - window.innerHeight);", vec![])
         .await
         .unwrap()
         .as_u64()
@@ -376,6 +373,12 @@ async fn the_console_in_a_real_browser() {
     c.goto(&format!("{}/console/keys/{key_id}", s.base)).await.unwrap();
     assert_eq!(text(c, "#key-id").await, key_id);
     both_shots(c, "07-key-page").await;
+    fill(c, "#edit-comment", "Rolled every quarter").await;
+    click(c, "#save-key").await;
+    wait_text(c, "#notice", "Saved.").await;
+    let key = s.get(&format!("/v1/keys/{key_id}"), &s.admin).await.expect(200);
+    assert_eq!(key["comment"], "Rolled every quarter");
+    assert_eq!(key["network_restrictions"], json!(["127.0.0.1"]), "kept as it was: {key}");
     c.find(Locator::Css("#grace")).await.unwrap().select_by_value("3600").await.unwrap();
     click(c, "#roll-key").await;
     let rolled = text(c, "#new-secret").await;

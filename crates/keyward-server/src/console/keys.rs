@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use keyward_core::key::CreateKeyRequest;
+use keyward_core::key::{CreateKeyRequest, UpdateKeyRequest};
 use keyward_core::model::{KeyRecord, KeyStatus};
 use keyward_core::password::{self, Password};
 use keyward_core::permission::Access;
@@ -43,16 +43,24 @@ fn error_alert(e: &ApiError) -> Markup {
     html! { p.alert.alert-error role="alert" { (detail) } }
 }
 
-/// The grid's query string with one parameter changed.
-fn link(q: &HashMap<String, String>, set: &[(&str, &str)]) -> String {
+/// The grid's query string (search, filter, sort, paging) with some parameters changed,
+/// without the one-off notice of the last action.
+fn grid_query(q: &HashMap<String, String>, set: &[(&str, &str)]) -> String {
     let mut pairs: Vec<(String, String)> = q
         .iter()
-        .filter(|(k, _)| !set.iter().any(|(s, _)| s == k) && *k != "notice" && *k != "n")
+        .filter(|(k, _)| {
+            !set.iter().any(|(s, _)| s == k) && ["q", "status", "sort", "page", "per_page"].contains(&k.as_str())
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     pairs.extend(set.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     pairs.sort();
-    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+/// A link to the grid with some parameters changed.
+fn link(q: &HashMap<String, String>, set: &[(&str, &str)]) -> String {
+    let query = grid_query(q, set);
     if query.is_empty() { "/console/keys".to_owned() } else { format!("/console/keys?{query}") }
 }
 
@@ -134,6 +142,7 @@ pub async fn grid(State(state): State<AppState>, signed: Signed, Query(q): Query
                 }
                 form #bulk method="post" action="/console/keys/bulk" {
                     input type="hidden" name="csrf" value=(signed.session.csrf);
+                    input type="hidden" name="return" value=(grid_query(&q, &[]));
                     div.bulk-bar {
                         span.selected-count data-selected-count { "Select keys for bulk actions" }
                         button.button type="submit" name="action" value="lock" data-needs-selection { "Lock" }
@@ -270,6 +279,7 @@ pub async fn bulk(State(state): State<AppState>, ClientIp(ip): ClientIp, signed:
                     input type="hidden" name="csrf" value=(signed.session.csrf);
                     input type="hidden" name="action" value="delete";
                     input type="hidden" name="confirmed" value="yes";
+                    input type="hidden" name="return" value=(form.get("return"));
                     @for id in &ids { input type="hidden" name="ids" value=(id); }
                     (step_up_field(&signed, state.now(), "bulk-password"))
                     div.actions {
@@ -289,7 +299,11 @@ pub async fn bulk(State(state): State<AppState>, ClientIp(ip): ClientIp, signed:
         "unlock" => "unlocked",
         _ => "deleted",
     };
-    Redirect::to(&format!("/console/keys?notice={notice}&n={}&failed={failed}", n - failed)).into_response()
+    // Back to the same view of the grid; the query is re-encoded from known names only.
+    let back: HashMap<String, String> = form_urlencoded::parse(form.get("return").as_bytes()).into_owned().collect();
+    let count = (n - failed).to_string();
+    let failed = failed.to_string();
+    Redirect::to(&link(&back, &[("notice", notice), ("n", &count), ("failed", &failed)])).into_response()
 }
 
 /// What the new-key form was filled with, to show again with an error.
@@ -571,6 +585,35 @@ async fn key_page(state: &AppState, signed: &Signed, id: &str, flash: Option<Mar
                 }
             }
         }
+        section.card aria-labelledby="edit-h" {
+            h2 #edit-h { "Edit" }
+            form.stack #edit-key method="post" action={ "/console/keys/" (k.id) "/action" } {
+                input type="hidden" name="csrf" value=(csrf);
+                div.field-row {
+                    div { label for="edit-name" { "Name" } input #edit-name name="name" value=(k.name) required maxlength="255"; }
+                    div {
+                        label for="edit-expiry" { "Expiry" }
+                        select #edit-expiry name="expiry" {
+                            option value="keep" { "Keep: " (when(k.expires_at, "never")) }
+                            option value="never" { "Never expire" }
+                            option value="days" { "In a number of days" }
+                            option value="date" { "On a date (end of day, UTC)" }
+                        }
+                    }
+                }
+                div.field-row {
+                    div { label for="edit-days" { "Days (when “in a number of days”)" } input #edit-days.short type="number" name="days" min="1" max="36500"; }
+                    div { label for="edit-date" { "Date (when “on a date”)" } input #edit-date.short type="date" name="date"; }
+                }
+                label for="edit-description" { "Description" }
+                textarea #edit-description name="description" rows="2" maxlength="1024" { (k.description) }
+                label for="edit-comment" { "Comment" }
+                textarea #edit-comment name="comment" rows="2" maxlength="1024" { (k.comment) }
+                label for="edit-networks" { "Network restrictions (one per line, up to 10; empty: any address)" }
+                textarea #edit-networks.mono name="networks" rows="3" { (k.network_restrictions.join("\n")) }
+                button.button.primary #save-key type="submit" name="op" value="edit" { "Save changes" }
+            }
+        }
         @if let Some(rows) = history {
             section.card aria-labelledby="history-h" {
                 h2 #history-h { "History" }
@@ -625,6 +668,27 @@ pub async fn action(
             .await
             .map(|_| Some("The key is locked: it is refused until unlocked.")),
         "unlock" => api::set_locked(&state, caller, ip, &id, false).await.map(|_| Some("The key is unlocked.")),
+        "edit" => {
+            let networks: Vec<String> =
+                form.get("networks").lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+            let days = form.get("days").parse::<i64>().ok();
+            let (expires_at, expires_in_days) = match form.get("expiry") {
+                "never" => (Some(None), None),
+                "days" => (None, Some(days)),
+                "date" => (Some(Some(format!("{}T23:59:59Z", form.get("date")))), None),
+                _ => (None, None),
+            };
+            let body = UpdateKeyRequest {
+                name: Some(Some(form.get("name").to_owned())),
+                description: Some(Some(form.get("description").to_owned())),
+                comment: Some(Some(form.get("comment").to_owned())),
+                network_restrictions: Some(Some(networks)),
+                expires_at,
+                expires_in_days,
+                ..Default::default()
+            };
+            api::update_key(&state, caller, ip, &id, body).await.map(|_| Some("Saved."))
+        }
         "end-grace" => api::end_grace_key(&state, caller, ip, &id)
             .await
             .map(|_| Some("The grace period is over: only the new secret works.")),

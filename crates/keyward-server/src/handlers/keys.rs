@@ -286,9 +286,21 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
+    let key = update_key(&state, &caller, ip, &id, body).await?;
+    Ok(view(&state, &key))
+}
+
+/// Applies a key update (API and console): the same validation, grant checks and audit entry.
+pub(crate) async fn update_key(
+    state: &AppState,
+    caller: &Principal,
+    ip: IpAddr,
+    id: &str,
+    body: UpdateKeyRequest,
+) -> ApiResult<KeyRecord> {
     let change = body.into_change(state.now())?;
-    let (state, caller, change, id) = (&state, &caller, &change, &id);
-    let key = retrying(state, || async move {
+    let change = &change;
+    retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
         let directory = state.index.directory();
         let mut change = change.clone();
@@ -309,8 +321,7 @@ pub async fn patch(
         save(state, caller, ip, &key, regrants, "key.update", details).await?;
         Ok(key)
     })
-    .await?;
-    Ok(view(state, &key))
+    .await
 }
 
 /// Runs a read-modify-write of a key again when another write overtook its

@@ -2,7 +2,7 @@
 //! form, the page that shows a new secret once, and a key's own page. Every action
 //! calls the same functions as the `/v1/keys` handlers.
 
-use super::layout::{Nav, page, when};
+use super::layout::{Nav, page, when, when_short};
 use super::{FormData, Signed, check_csrf};
 use crate::extract::ClientIp;
 use crate::handlers::keys as api;
@@ -158,9 +158,9 @@ pub async fn grid(State(state): State<AppState>, signed: Signed, Query(q): Query
                                 th scope="col" { "ID" }
                                 th scope="col" { "Owner" }
                                 (th("Status", "status"))
-                                (th("Expires", "expires_at"))
-                                (th("Last used", "last_used_at"))
-                                (th("Created", "created_at"))
+                                (th("Expires (UTC)", "expires_at"))
+                                (th("Last used (UTC)", "last_used_at"))
+                                (th("Created (UTC)", "created_at"))
                             } }
                             tbody {
                                 @for k in &list.items {
@@ -170,9 +170,9 @@ pub async fn grid(State(state): State<AppState>, signed: Signed, Query(q): Query
                                         td.mono { (k.id) }
                                         td { (owner_name(&state, &k.owner_id)) }
                                         td { (status_badge(k.status)) }
-                                        td.nowrap { (when(k.expires_at, "Never")) }
-                                        td.nowrap { (when(k.last_used_at, "Never used")) }
-                                        td.nowrap { (when(Some(k.created_at), "")) }
+                                        td.nowrap { (when_short(k.expires_at, "Never")) }
+                                        td.nowrap { (when_short(k.last_used_at, "Never used")) }
+                                        td.nowrap { (when_short(Some(k.created_at), "")) }
                                     }
                                 }
                                 @if list.items.is_empty() {

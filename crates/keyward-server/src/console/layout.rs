@@ -92,3 +92,8 @@ pub fn page(signed: &Signed, nav: Nav, title: &str, body: &Markup) -> Html<Strin
 pub fn when(t: Option<keyward_core::clock::Timestamp>, none: &str) -> String {
     t.map_or_else(|| none.to_owned(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
+
+/// A date and time for dense tables, whose header says the zone.
+pub fn when_short(t: Option<keyward_core::clock::Timestamp>, none: &str) -> String {
+    t.map_or_else(|| none.to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+}

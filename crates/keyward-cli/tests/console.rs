@@ -498,3 +498,37 @@ async fn the_console_in_a_real_browser() {
     assert!(throttled.headers().contains_key("retry-after"));
     assert_eq!(wrong("a calm passphrase 42").await.status(), 429, "locked out, even with the right password");
 }
+
+/// Every console route is in `console::ROUTES`, and without a session every route that
+/// needs one sends the browser to sign in, changing nothing; every answer carries the
+/// security headers.
+#[tokio::test]
+async fn every_console_route_needs_what_its_entry_says() {
+    use keyward_server::console::{ConsoleNeed, ROUTES};
+    let s = TestServer::in_process().await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (method, route, need) in ROUTES {
+        let url = format!("{}{}", s.base, route.replace("{id}", "kw_nothing").replace("{token}", "nothing"));
+        let req = match *method {
+            "GET" => http.get(&url),
+            _ => http.post(&url).header("content-type", "application/x-www-form-urlencoded").body("csrf=x"),
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        match need {
+            ConsoleNeed::Person => {
+                assert_eq!(status, 303, "{method} {route} without a session");
+                assert_eq!(resp.headers()["location"], "/", "{method} {route}");
+            }
+            // The sign-in form without its pre-session token is refused; the rest answers.
+            ConsoleNeed::Public if *method == "POST" => assert_eq!(status, 403, "{method} {route}"),
+            ConsoleNeed::Public => assert_eq!(status, 200, "{method} {route}"),
+        }
+        let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"), "{route}: {csp}");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff", "{route}");
+        assert_eq!(resp.headers()["referrer-policy"], "no-referrer", "{route}");
+    }
+    // The API keeps its JSON answers: an unknown path under /console is a problem document.
+    s.get("/console/nothing-here", &Auth::None).await.problem(404, "not_found");
+}

@@ -496,6 +496,31 @@ mod tests {
     }
 
     #[test]
+    fn a_console_session_holds_only_for_an_active_person_who_is_no_service() {
+        let org = Org {
+            id: OrgId::from_trusted("a"),
+            name: "a".into(),
+            settings: OrgSettings::default(),
+            created_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        };
+        let admin = person("adm", &["account_admin"], UserStatus::Active);
+        let auditor = person("aud", &["auditor"], UserStatus::Active);
+        let disabled = person("off", &["account_admin"], UserStatus::Disabled);
+        let requestor = person("bot", &["service_requestor"], UserStatus::Active);
+        let service = User { kind: UserKind::Service, ..person("svc", &["auditor"], UserStatus::Active) };
+        let users = vec![admin.clone(), auditor.clone(), disabled.clone(), requestor.clone(), service.clone()];
+        let dir = Directory::new(vec![org], users, builtin_roles(), vec![]);
+        let p = crate::authn::judge_person(&dir, Some(&admin)).unwrap();
+        assert!(p.cross_org && p.key_id.is_none() && p.auth_method == AuthMethod::Session);
+        assert!(p.can("keys", Access::Write));
+        let p = crate::authn::judge_person(&dir, Some(&auditor)).unwrap();
+        assert!(!p.cross_org && p.can("keys", Access::Read) && !p.can("keys", Access::Write));
+        for refused in [Some(&disabled), Some(&requestor), Some(&service), None] {
+            assert!(crate::authn::judge_person(&dir, refused).is_err(), "{refused:?}");
+        }
+    }
+
+    #[test]
     fn account_admin_needs_a_full_account_admin() {
         let admin = Principal { cross_org: true, ..principal(&["*:*:write"], "a", "me") };
         assert!(admin.require(Need::AccountAdmin).is_ok());

@@ -5,8 +5,8 @@
 //!
 //! The console has its own router beside the `/v1` endpoint table: its routes
 //! are listed in [`ROUTES`] with what each needs (a signed-in person, or nobody
-//! for the sign-in page and the static files), and a test checks that list
-//! against the router.
+//! for the sign-in page and the static files), and the end-to-end tests
+//! (`tests/console.rs`) call every listed route without a session to check it.
 
 mod keys;
 mod layout;

@@ -10,6 +10,7 @@ mod common;
 use common::{Auth, TestServer};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,8 +27,18 @@ struct Browser {
     _profile: tempfile::TempDir,
 }
 
+impl Browser {
+    /// Ends the WebDriver session, which quits Chromium.
+    async fn quit(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        // chromedriver leads its own process group, Chromium included: a failed test
+        // leaves no browser behind.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.driver.id())]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -43,6 +54,7 @@ async fn browser() -> Browser {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let driver = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -497,6 +509,7 @@ async fn the_console_in_a_real_browser() {
     let throttled = throttled.expect("sign-in failures are throttled");
     assert!(throttled.headers().contains_key("retry-after"));
     assert_eq!(wrong("a calm passphrase 42").await.status(), 429, "locked out, even with the right password");
+    b.quit().await;
 }
 
 /// Every console route is in `console::ROUTES`, and without a session every route that

@@ -32,6 +32,8 @@ pub enum AuditAction {
     UserCreate,
     UserUpdate,
     UserDelete,
+    /// A person changed their console password.
+    UserPasswordChange,
     RoleCreate,
     RoleUpdate,
     RoleDelete,
@@ -58,12 +60,13 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for tests and documentation.
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::OrgCreate,
         AuditAction::OrgUpdate,
         AuditAction::UserCreate,
         AuditAction::UserUpdate,
         AuditAction::UserDelete,
+        AuditAction::UserPasswordChange,
         AuditAction::RoleCreate,
         AuditAction::RoleUpdate,
         AuditAction::RoleDelete,
@@ -93,6 +96,7 @@ impl AuditAction {
             AuditAction::UserCreate => "user.create",
             AuditAction::UserUpdate => "user.update",
             AuditAction::UserDelete => "user.delete",
+            AuditAction::UserPasswordChange => "user.password_change",
             AuditAction::RoleCreate => "role.create",
             AuditAction::RoleUpdate => "role.update",
             AuditAction::RoleDelete => "role.delete",
@@ -552,6 +556,7 @@ mod tests {
                 "user.create",
                 "user.update",
                 "user.delete",
+                "user.password_change",
                 "role.create",
                 "role.update",
                 "role.delete",

@@ -316,6 +316,26 @@ pub enum VerifyCode {
     Refused(AuthFailure),
 }
 
+/// Judges the person behind a password session of the web console: still there, active,
+/// and not (since) a Service Requestor. They act with what their roles grant.
+pub fn judge_person(
+    dir: &crate::policy::Directory,
+    user: Option<&crate::model::User>,
+) -> Result<Principal, AuthFailure> {
+    let user = user.ok_or(AuthFailure::InvalidCredentials)?;
+    if user.status != crate::model::UserStatus::Active || dir.is_service_requestor(user) {
+        return Err(AuthFailure::InvalidCredentials);
+    }
+    Ok(Principal {
+        user_id: user.id.clone(),
+        org_id: user.org_id.clone(),
+        key_id: None,
+        permissions: dir.user_permissions(user),
+        cross_org: dir.user_is_cross_org(user),
+        auth_method: AuthMethod::Session,
+    })
+}
+
 /// What a verify answer tells a gateway about a credential's verdict.
 #[derive(Debug, Clone)]
 pub struct VerifyVerdict {

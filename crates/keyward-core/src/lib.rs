@@ -14,6 +14,7 @@ pub mod ids;
 pub mod input;
 pub mod key;
 pub mod model;
+pub mod password;
 pub mod permission;
 pub mod policy;
 pub mod secret;

@@ -148,6 +148,12 @@ impl Directory {
         user.roles.iter().any(|r| r.as_str() == ACCOUNT_ADMIN)
     }
 
+    /// Whether the user acts across orgs (an account admin of the operator's org).
+    #[must_use]
+    pub fn user_is_cross_org(&self, user: &User) -> bool {
+        user_is_cross_org(user, &RoleId::from_trusted(ACCOUNT_ADMIN))
+    }
+
     /// Whether the owner may use the web UI (service requestors never do).
     #[must_use]
     pub fn is_service_requestor(&self, user: &User) -> bool {
@@ -486,6 +492,31 @@ mod tests {
             let caller = Principal { cross_org: *cross_org, ..principal(perms, "a", "me") };
             let outcome = caller.check_may_manage_user(&dir, &users[i]);
             assert_eq!(outcome.is_ok(), *allowed, "case {i}: {perms:?} managing {:?}", users[i].roles);
+        }
+    }
+
+    #[test]
+    fn a_console_session_holds_only_for_an_active_person_who_is_no_service() {
+        let org = Org {
+            id: OrgId::from_trusted("a"),
+            name: "a".into(),
+            settings: OrgSettings::default(),
+            created_at: chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        };
+        let admin = person("adm", &["account_admin"], UserStatus::Active);
+        let auditor = person("aud", &["auditor"], UserStatus::Active);
+        let disabled = person("off", &["account_admin"], UserStatus::Disabled);
+        let requestor = person("bot", &["service_requestor"], UserStatus::Active);
+        let service = User { kind: UserKind::Service, ..person("svc", &["auditor"], UserStatus::Active) };
+        let users = vec![admin.clone(), auditor.clone(), disabled.clone(), requestor.clone(), service.clone()];
+        let dir = Directory::new(vec![org], users, builtin_roles(), vec![]);
+        let p = crate::authn::judge_person(&dir, Some(&admin)).unwrap();
+        assert!(p.cross_org && p.key_id.is_none() && p.auth_method == AuthMethod::Session);
+        assert!(p.can("keys", Access::Write));
+        let p = crate::authn::judge_person(&dir, Some(&auditor)).unwrap();
+        assert!(!p.cross_org && p.can("keys", Access::Read) && !p.can("keys", Access::Write));
+        for refused in [Some(&disabled), Some(&requestor), Some(&service), None] {
+            assert!(crate::authn::judge_person(&dir, refused).is_err(), "{refused:?}");
         }
     }
 

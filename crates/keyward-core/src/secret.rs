@@ -14,7 +14,7 @@ const CHECKSUM_LEN: usize = 6;
 pub const GENERATED_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
 
 /// Fills `buf` from the OS CSPRNG. A failing OS RNG leaves nothing safe to do.
-fn os_random(buf: &mut [u8]) {
+pub(crate) fn os_random(buf: &mut [u8]) {
     #[allow(clippy::expect_used)]
     getrandom::fill(buf).expect("the OS random number generator failed");
 }

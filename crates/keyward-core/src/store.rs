@@ -94,6 +94,20 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
+/// A person's console password as stored: an argon2id PHC string, never the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredPassword {
+    pub hash: String,
+    /// A one-time password (the bootstrap admin's) must be changed at the next sign-in.
+    pub must_change: bool,
+}
+
+impl std::fmt::Debug for StoredPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredPassword").field("hash", &"***").field("must_change", &self.must_change).finish()
+    }
+}
+
 /// Persistent state. Implementations: SQLite (embedded default), PostgreSQL.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -126,6 +140,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every user (of all orgs), for the in-memory directory.
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// A person's console password, if one is set.
+    async fn get_password(&self, user: &UserId) -> Result<Option<StoredPassword>, StoreError>;
+    /// Sets a person's console password (with its audit entry, when there is one).
+    async fn set_password(
+        &self,
+        user: &UserId,
+        password: &StoredPassword,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError>;
     async fn insert_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError>;
     /// Replaces a user's name, email, roles and status.
     async fn update_user(&self, user: &User, event: &AuditEvent) -> Result<(), StoreError>;

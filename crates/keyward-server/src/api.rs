@@ -93,7 +93,9 @@ pub fn router(state: AppState) -> Router {
             .route_layer(from_fn_with_state((state.clone(), endpoint.need), authorize));
         router = router.route(endpoint.path, guarded);
     }
+    // The web console has its own router and route list (console::ROUTES); /v1 stays in the table.
     router
+        .merge(crate::console::router(state.clone()))
         .layer(axum::middleware::from_fn(problems_for_rejections))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .fallback(|| async { problem_response(StatusCode::NOT_FOUND, "not_found", "no such endpoint".into(), vec![]) })

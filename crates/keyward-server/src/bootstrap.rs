@@ -8,8 +8,9 @@ use keyward_core::crypto::{Keyring, MasterKey};
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeySpec;
 use keyward_core::model::{ACCOUNT_ADMIN, Org, OrgSettings, User, UserKind, UserStatus};
+use keyward_core::password::Password;
 use keyward_core::secret::Secret;
-use keyward_core::store::Store;
+use keyward_core::store::{Store, StoredPassword};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -126,10 +127,18 @@ pub async fn check_master_key(store: &dyn Store, keyring: &Keyring) -> anyhow::R
     Ok(())
 }
 
+/// Sets the bootstrap admin's console email (default [`BOOTSTRAP_EMAIL`]).
+pub const BOOTSTRAP_EMAIL_ENV: &str = "KEYWARD_BOOTSTRAP_EMAIL";
+/// The bootstrap admin's console email unless [`BOOTSTRAP_EMAIL_ENV`] says otherwise.
+pub const BOOTSTRAP_EMAIL: &str = "admin@localhost";
+
 /// Credentials printed once at first start.
 pub struct BootstrapAdmin {
     pub key_id: KeyId,
     pub secret: Secret,
+    /// Signs in to the web console with the one-time password, which must be changed at once.
+    pub email: String,
+    pub password: Password,
     pub file: PathBuf,
 }
 
@@ -138,6 +147,7 @@ pub async fn bootstrap(
     store: &dyn Store,
     keyring: &Keyring,
     data_dir: &Path,
+    email: &str,
     now: Timestamp,
 ) -> anyhow::Result<Option<BootstrapAdmin>> {
     if !store.list_orgs().await?.is_empty() {
@@ -153,7 +163,7 @@ pub async fn bootstrap(
         id: UserId::generate(),
         org_id: org.id.clone(),
         name: "admin".into(),
-        email: None,
+        email: Some(email.to_owned()),
         kind: UserKind::Human,
         roles: vec![RoleId::from_trusted(ACCOUNT_ADMIN)],
         status: UserStatus::Active,
@@ -187,15 +197,21 @@ pub async fn bootstrap(
     // The file is written before the commit, so a crash in between never loses the only admin secret.
     let file = data_dir.join(BOOTSTRAP_FILE);
     let _ = std::fs::remove_file(&file);
+    let password = Password::generate();
+    let stored = StoredPassword { hash: keyward_core::password::hash(&password)?, must_change: true };
     let text = format!(
-        "# Keyward bootstrap admin API key (account_admin). Keep it safe, then delete this file.\nid={}\nsecret={}\n",
+        "# Keyward bootstrap admin API key (account_admin). Keep it safe, then delete this file.\nid={}\nsecret={}\n\
+         # Web console sign-in; the one-time password must be changed at first sign-in.\nemail={}\npassword={}\n",
         key_id,
-        secret.expose()
+        secret.expose(),
+        email,
+        password.expose()
     );
     write_private_file(&file, &text)?;
     if !store.bootstrap(&org, &admin, &key, &events).await? {
         let _ = std::fs::remove_file(&file);
         return Ok(None);
     }
-    Ok(Some(BootstrapAdmin { key_id, secret, file }))
+    store.set_password(&admin.id, &stored, None).await?;
+    Ok(Some(BootstrapAdmin { key_id, secret, email: email.to_owned(), password, file }))
 }

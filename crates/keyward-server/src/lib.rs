@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod extract;
 pub mod handlers;
 pub mod index;
@@ -70,10 +71,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(admin) = admin {
         // Printed once, straight to stdout and never through the log.
         println!(
-            "\nKeyward bootstrap admin API key (shown once; also saved to {}):\n  id:     {}\n  secret: {}\n",
+            "\nKeyward bootstrap admin API key (shown once; also saved to {}):\n  id:     {}\n  secret: {}\n\
+             Web console sign-in at {}/ (one-time password; you choose a new one at first sign-in):\n  email:    {}\n  password: {}\n",
             admin.file.display(),
             admin.key_id,
-            admin.secret.expose()
+            admin.secret.expose(),
+            app.state.issuer,
+            admin.email,
+            admin.password.expose()
         );
     }
     serve_on(app, listener, shutdown_signal()).await
@@ -119,7 +124,11 @@ pub async fn build(
     }
     bootstrap::check_master_key(store.as_ref(), &keyring).await?;
 
-    let admin = bootstrap::bootstrap(store.as_ref(), &keyring, &config.data_dir, clock.now()).await?;
+    let email = std::env::var(bootstrap::BOOTSTRAP_EMAIL_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| bootstrap::BOOTSTRAP_EMAIL.to_owned());
+    let admin = bootstrap::bootstrap(store.as_ref(), &keyring, &config.data_dir, email.trim(), clock.now()).await?;
 
     let index = Arc::new(KeyIndex::new(keyring.clone()));
     index.reload(store.as_ref()).await.context("cannot load the key index")?;

@@ -206,6 +206,15 @@ pub fn problem_response(status: StatusCode, code: &str, detail: String, errors: 
     resp
 }
 
+impl ApiError {
+    /// The status and the detail a client would see (the console shows it in the page).
+    #[must_use]
+    pub fn public_detail(&self) -> (StatusCode, String) {
+        let (status, _, detail, _) = self.parts();
+        (status, detail)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, detail, errors) = self.parts();

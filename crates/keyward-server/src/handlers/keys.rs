@@ -27,28 +27,28 @@ use std::net::IpAddr;
 const NO_STORE: [(axum::http::HeaderName, &str); 1] = [(axum::http::header::CACHE_CONTROL, "no-store")];
 
 /// Query of `GET /v1/keys`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListKeysParams {
     /// Substring of id, name, description or comment (case-insensitive).
     #[param(max_length = 255)]
-    q: Option<String>,
+    pub(crate) q: Option<String>,
     /// `active`, `locked` or `expired`.
     #[param(value_type = Option<KeyStatus>, inline)]
-    status: Option<String>,
-    owner_id: Option<String>,
-    role_id: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) owner_id: Option<String>,
+    pub(crate) role_id: Option<String>,
     /// Org filter (account admins).
-    org_id: Option<String>,
+    pub(crate) org_id: Option<String>,
     /// `name`, `created_at`, `expires_at`, `last_used_at` or `status`; `-` prefix for descending. Default `-created_at`.
     #[param(pattern = "^-?(name|created_at|expires_at|last_used_at|status)$")]
-    sort: Option<String>,
+    pub(crate) sort: Option<String>,
     /// From 1.
     #[param(value_type = Option<u32>, minimum = 1)]
-    page: Option<String>,
+    pub(crate) page: Option<String>,
     /// 10, 25, 50 or 100 (default 25).
     #[param(value_type = Option<crate::extract::PerPage>, inline)]
-    per_page: Option<String>,
+    pub(crate) per_page: Option<String>,
 }
 
 pub fn query_error(e: QueryRejection) -> ApiError {
@@ -117,7 +117,12 @@ pub async fn list(
     list_keys(&state, &caller, params).await
 }
 
-async fn list_keys(state: &AppState, caller: &Principal, params: ListKeysParams) -> ApiResult<axum::Json<KeyList>> {
+/// The key list the API answers and the console shows.
+pub(crate) async fn list_keys(
+    state: &AppState,
+    caller: &Principal,
+    params: ListKeysParams,
+) -> ApiResult<axum::Json<KeyList>> {
     let now = state.now();
     let query = parse_list(params, caller, now)?;
     let page = state.store.list_keys(&query).await?;
@@ -136,7 +141,7 @@ async fn list_keys(state: &AppState, caller: &Principal, params: ListKeysParams)
 }
 
 /// Creates a key from a validated spec: the rules of API.md §Keys, then one transaction.
-async fn create_key(
+pub(crate) async fn create_key(
     state: &AppState,
     caller: &Principal,
     ip: IpAddr,
@@ -219,7 +224,7 @@ pub async fn import(
 }
 
 /// Loads a key the caller may access with `access`; others' keys read as missing.
-async fn load(state: &AppState, caller: &Principal, id: &str, access: Access) -> ApiResult<KeyRecord> {
+pub(crate) async fn load(state: &AppState, caller: &Principal, id: &str, access: Access) -> ApiResult<KeyRecord> {
     let key = state.store.get_key(&KeyId::from_trusted(id)).await?.ok_or(CoreError::NotFound { what: "key" })?;
     caller.check_key_access(&key.owner_id, &key.org_id, access)?;
     if access == Access::Write {
@@ -278,9 +283,21 @@ pub async fn patch(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateKeyRequest>,
 ) -> ApiResult<axum::Json<KeyView>> {
+    let key = update_key(&state, &caller, ip, &id, body).await?;
+    Ok(view(&state, &key))
+}
+
+/// Applies a key update (API and console): the same validation, grant checks and audit entry.
+pub(crate) async fn update_key(
+    state: &AppState,
+    caller: &Principal,
+    ip: IpAddr,
+    id: &str,
+    body: UpdateKeyRequest,
+) -> ApiResult<KeyRecord> {
     let change = body.into_change(state.now())?;
-    let (state, caller, change, id) = (&state, &caller, &change, &id);
-    let key = retrying(state, || async move {
+    let change = &change;
+    retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
         let directory = state.index.directory();
         let mut change = change.clone();
@@ -301,8 +318,7 @@ pub async fn patch(
         save(state, caller, ip, &key, regrants, AuditAction::KeyUpdate, details).await?;
         Ok(key)
     })
-    .await?;
-    Ok(view(state, &key))
+    .await
 }
 
 /// Runs a read-modify-write of a key again when another write overtook its
@@ -344,9 +360,21 @@ pub async fn roll(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RollRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let grace = parse_grace_period(body.grace_period_s)?;
-    let (state, caller, id) = (&state, &caller, &id);
-    let (key, secret) = retrying(state, || async move {
+    let (key, secret) = roll_key(&state, &caller, ip, &id, body.grace_period_s).await?;
+    let key = KeyView::new(&key, &state.index, &state.usage, state.now());
+    Ok((NO_STORE, axum::Json(KeyWithSecret { key, secret })))
+}
+
+/// Rolls a key's secret, the old one valid for `grace_period_s` (API and console).
+pub(crate) async fn roll_key(
+    state: &AppState,
+    caller: &Principal,
+    ip: IpAddr,
+    id: &str,
+    grace_period_s: Option<i64>,
+) -> ApiResult<(KeyRecord, Secret)> {
+    let grace = parse_grace_period(grace_period_s)?;
+    retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
         let secret = Secret::generate();
         key.roll(state.keyring.seal(key.id.as_str(), &secret), grace, state.now());
@@ -354,12 +382,29 @@ pub async fn roll(
             .await?;
         Ok((key, secret))
     })
-    .await?;
-    let key = KeyView::new(&key, &state.index, &state.usage, state.now());
-    Ok((NO_STORE, axum::Json(KeyWithSecret { key, secret })))
+    .await
 }
 
-async fn set_locked(state: &AppState, caller: &Principal, ip: IpAddr, id: &str, locked: bool) -> ApiResult<KeyRecord> {
+/// Ends a rolled key's grace period (API and console).
+pub(crate) async fn end_grace_key(state: &AppState, caller: &Principal, ip: IpAddr, id: &str) -> ApiResult<KeyRecord> {
+    retrying(state, || async move {
+        let mut key = load(state, caller, id, Access::Write).await?;
+        // Ending a grace period that is not running changes nothing and is not audited.
+        if key.end_grace(state.now()) {
+            save(state, caller, ip, &key, false, AuditAction::KeyEndGrace, json!({})).await?;
+        }
+        Ok(key)
+    })
+    .await
+}
+
+pub(crate) async fn set_locked(
+    state: &AppState,
+    caller: &Principal,
+    ip: IpAddr,
+    id: &str,
+    locked: bool,
+) -> ApiResult<KeyRecord> {
     retrying(state, || async move {
         let mut key = load(state, caller, id, Access::Write).await?;
         if key.set_locked(locked, state.now()) {
@@ -393,16 +438,7 @@ pub async fn end_grace(
     ClientIp(ip): ClientIp,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ImportedKey>> {
-    let (state, caller, id) = (&state, &caller, &id);
-    let key = retrying(state, || async move {
-        let mut key = load(state, caller, id, Access::Write).await?;
-        // Ending a grace period that is not running changes nothing and is not audited.
-        if key.end_grace(state.now()) {
-            save(state, caller, ip, &key, false, AuditAction::KeyEndGrace, json!({})).await?;
-        }
-        Ok(key)
-    })
-    .await?;
+    let key = end_grace_key(&state, &caller, ip, &id).await?;
     Ok(axum::Json(ImportedKey { key: KeyView::new(&key, &state.index, &state.usage, state.now()) }))
 }
 
@@ -419,7 +455,7 @@ pub async fn unlock(
     Ok(view(&state, &key))
 }
 
-async fn delete_key(state: &AppState, caller: &Principal, ip: IpAddr, id: &str) -> ApiResult<()> {
+pub(crate) async fn delete_key(state: &AppState, caller: &Principal, ip: IpAddr, id: &str) -> ApiResult<()> {
     let key = load(state, caller, id, Access::Write).await?;
     let event = audit_event(
         caller,
@@ -464,14 +500,14 @@ pub struct BulkRequest {
 
 /// What `POST /v1/keys/bulk` does to each key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BulkAction {
+pub(crate) enum BulkAction {
     Lock,
     Unlock,
     Delete,
 }
 
 impl BulkAction {
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "lock" => Some(Self::Lock),
             "unlock" => Some(Self::Unlock),
@@ -495,12 +531,23 @@ pub async fn bulk(
     if body.ids.is_empty() || body.ids.len() > 1000 {
         return Err(ApiError::field("ids", "must list 1 to 1000 key ids"));
     }
-    let mut results = Vec::with_capacity(body.ids.len());
-    for id in body.ids {
+    Ok(axum::Json(BulkResponse { results: bulk_apply(&state, &caller, ip, action, body.ids).await }))
+}
+
+/// Applies a bulk action to each id on its own (API and console).
+pub(crate) async fn bulk_apply(
+    state: &AppState,
+    caller: &Principal,
+    ip: IpAddr,
+    action: BulkAction,
+    ids: Vec<String>,
+) -> Vec<BulkResult> {
+    let mut results = Vec::with_capacity(ids.len());
+    for id in ids {
         let outcome = match action {
-            BulkAction::Lock => set_locked(&state, &caller, ip, &id, true).await.map(drop),
-            BulkAction::Unlock => set_locked(&state, &caller, ip, &id, false).await.map(drop),
-            BulkAction::Delete => delete_key(&state, &caller, ip, &id).await,
+            BulkAction::Lock => set_locked(state, caller, ip, &id, true).await.map(drop),
+            BulkAction::Unlock => set_locked(state, caller, ip, &id, false).await.map(drop),
+            BulkAction::Delete => delete_key(state, caller, ip, &id).await,
         };
         let code = match outcome {
             Ok(()) => None,
@@ -513,7 +560,7 @@ pub async fn bulk(
         .map(str::to_owned);
         results.push(BulkResult { id, ok: code.is_none(), code });
     }
-    Ok(axum::Json(BulkResponse { results }))
+    results
 }
 
 /// One user's keys (an admin's view of a Service Requestor, say).

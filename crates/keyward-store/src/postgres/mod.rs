@@ -9,7 +9,9 @@ use keyward_core::audit::{AuditAction, AuditEntry, AuditEvent, GENESIS_HASH, Tar
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
-use keyward_core::store::{AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
+use keyward_core::store::{
+    AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError, StoredPassword,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder};
 use std::collections::BTreeSet;
@@ -592,6 +594,42 @@ impl Store for PostgresStore {
         }
         write_user_roles(&mut tx, user).await?;
         append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(pg)
+    }
+
+    async fn get_password(&self, user: &UserId) -> Result<Option<StoredPassword>, StoreError> {
+        let row: Option<(Option<String>, bool)> = sqlx::query_as(
+            "SELECT password_hash, password_must_change FROM users WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(pg)?;
+        Ok(row.and_then(|(hash, must_change)| hash.map(|hash| StoredPassword { hash, must_change })))
+    }
+
+    async fn set_password(
+        &self,
+        user: &UserId,
+        password: &StoredPassword,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $1, password_must_change = $2 WHERE id = $3 AND deleted_at IS NULL",
+        )
+        .bind(&password.hash)
+        .bind(password.must_change)
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(pg)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        if let Some(event) = event {
+            append_audit(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(pg)
     }
 

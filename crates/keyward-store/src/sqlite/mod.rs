@@ -9,7 +9,9 @@ use keyward_core::audit::{AuditAction, AuditEntry, AuditEvent, GENESIS_HASH, Tar
 use keyward_core::ids::{KeyId, OrgId, RoleId, UserId};
 use keyward_core::key::KeyLimits;
 use keyward_core::model::{KeyRecord, KeyStatus, Org, Role, ScopeDef, User};
-use keyward_core::store::{AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError};
+use keyward_core::store::{
+    AuditQuery, KeyPage, KeyQuery, KeySort, KeyUsage, StatusCounts, Store, StoreError, StoredPassword,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::path::{Path, PathBuf};
@@ -704,6 +706,41 @@ impl Store for SqliteStore {
         }
         write_user_roles(&mut tx, user).await?;
         append_audit(&mut tx, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get_password(&self, user: &UserId) -> Result<Option<StoredPassword>, StoreError> {
+        let row: Option<(Option<String>, i64)> =
+            sqlx::query_as("SELECT password_hash, password_must_change FROM users WHERE id = ? AND deleted_at IS NULL")
+                .bind(user.as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(backend)?;
+        Ok(row.and_then(|(hash, must_change)| hash.map(|hash| StoredPassword { hash, must_change: must_change != 0 })))
+    }
+
+    async fn set_password(
+        &self,
+        user: &UserId,
+        password: &StoredPassword,
+        event: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = ?, password_must_change = ? WHERE id = ? AND deleted_at IS NULL",
+        )
+        .bind(&password.hash)
+        .bind(i64::from(password.must_change))
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "user" });
+        }
+        if let Some(event) = event {
+            append_audit(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(backend)
     }
 

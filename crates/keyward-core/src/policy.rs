@@ -393,6 +393,18 @@ impl Principal {
             .map_err(|_| CoreError::forbidden("this holds permissions you do not hold, so you may not manage it"))
     }
 
+    /// The owner filter of a key list: without the right to see other users, a
+    /// caller lists only their own keys (and another user's reads as missing).
+    pub fn key_owner_filter(&self, requested: Option<UserId>) -> Result<Option<UserId>, CoreError> {
+        if self.can("users", Access::Read) {
+            return Ok(requested);
+        }
+        match requested {
+            Some(other) if other != self.user_id => Err(CoreError::NotFound { what: "user" }),
+            _ => Ok(Some(self.user_id.clone())),
+        }
+    }
+
     /// Whether the caller may change `user`, or act in their name (create or
     /// change their keys): nobody manages a user whose roles grant more than
     /// the caller holds, disabled or not, and only an account admin manages one.
@@ -518,6 +530,19 @@ mod tests {
         for refused in [Some(&disabled), Some(&requestor), Some(&service), None] {
             assert!(crate::authn::judge_person(&dir, refused).is_err(), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn key_lists_show_others_keys_only_to_who_sees_users() {
+        let me = UserId::from_trusted("me");
+        let other = UserId::from_trusted("other");
+        let reader = principal(&["keyward:keys:read"], "a", "me");
+        assert_eq!(reader.key_owner_filter(None).unwrap(), Some(me.clone()));
+        assert_eq!(reader.key_owner_filter(Some(me.clone())).unwrap(), Some(me.clone()));
+        assert!(matches!(reader.key_owner_filter(Some(other.clone())), Err(CoreError::NotFound { .. })));
+        let admin = principal(&["keyward:keys:read", "keyward:users:read"], "a", "me");
+        assert_eq!(admin.key_owner_filter(None).unwrap(), None);
+        assert_eq!(admin.key_owner_filter(Some(other.clone())).unwrap(), Some(other));
     }
 
     #[test]

@@ -80,16 +80,7 @@ fn parse_list(p: ListKeysParams, caller: &Principal, now: Timestamp) -> ApiResul
     if !errors.is_empty() {
         return Err(ApiError::InvalidQuery(errors));
     }
-    let owner_id = p.owner_id.filter(|s| !s.is_empty()).map(UserId::from_trusted);
-    // Without the right to see other users, a caller lists only their own keys.
-    let owner_id = if caller.can("users", Access::Read) {
-        owner_id
-    } else {
-        match owner_id {
-            Some(o) if o != caller.user_id => return Err(CoreError::NotFound { what: "user" }.into()),
-            _ => Some(caller.user_id.clone()),
-        }
-    };
+    let owner_id = caller.key_owner_filter(p.owner_id.filter(|s| !s.is_empty()).map(UserId::from_trusted))?;
     let org_id = caller.org_filter(p.org_id.filter(|s| !s.is_empty()).map(OrgId::from_trusted))?;
     Ok(KeyQuery {
         org_id,

@@ -40,15 +40,25 @@ impl Session {
     /// When the session ends if it stays idle.
     #[must_use]
     pub fn expires_at(&self) -> Timestamp {
-        (self.last_seen + chrono::Duration::seconds(IDLE_LIFETIME_SECS))
-            .min(self.created_at + chrono::Duration::seconds(ABSOLUTE_LIFETIME_SECS))
+        session_end(self.created_at, self.last_seen)
     }
 
     /// Whether `presented` is this session's CSRF token (constant time).
     #[must_use]
     pub fn csrf_matches(&self, presented: &str) -> bool {
-        self.csrf.as_bytes().ct_eq(presented.as_bytes()).into()
+        csrf_equal(&self.csrf, presented)
     }
+}
+
+/// When a session ends if it stays idle: the idle or the absolute limit, whichever comes first.
+fn session_end(created_at: Timestamp, last_seen: Timestamp) -> Timestamp {
+    (last_seen + chrono::Duration::seconds(IDLE_LIFETIME_SECS))
+        .min(created_at + chrono::Duration::seconds(ABSOLUTE_LIFETIME_SECS))
+}
+
+/// Whether a presented CSRF token is the session's (constant time).
+fn csrf_equal(expected: &str, presented: &str) -> bool {
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 /// The console's session cookie (a person signed in with a password).
@@ -80,14 +90,13 @@ impl PersonSession {
     /// When the session ends if it stays idle.
     #[must_use]
     pub fn expires_at(&self) -> Timestamp {
-        (self.last_seen + chrono::Duration::seconds(IDLE_LIFETIME_SECS))
-            .min(self.created_at + chrono::Duration::seconds(ABSOLUTE_LIFETIME_SECS))
+        session_end(self.created_at, self.last_seen)
     }
 
     /// Whether `presented` is this session's CSRF token (constant time).
     #[must_use]
     pub fn csrf_matches(&self, presented: &str) -> bool {
-        self.csrf.as_bytes().ct_eq(presented.as_bytes()).into()
+        csrf_equal(&self.csrf, presented)
     }
 
     /// Whether a destructive action must first ask for the password again.
